@@ -1,0 +1,1 @@
+"""ReenGAGE agents on Stable-Baselines3 (see the agents issue)."""

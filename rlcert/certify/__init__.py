@@ -1,0 +1,1 @@
+"""Randomized-smoothing certifiers (see the certification issues)."""

@@ -1,0 +1,33 @@
+"""The certificate every certifier returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+ABSTAIN = -1
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """Outcome of certifying one input.
+
+    prediction: class index of the smoothed classifier, or ``ABSTAIN`` (-1).
+    radius: certified radius in the units of ``norm`` (an l2/l1 distance, a number of pixels, patches or
+        poisoned samples, ...); 0.0 when abstained. Guarantee (method-specific, stated by each certifier): every
+        input within ``radius`` of x is classified as ``prediction`` by the smoothed classifier.
+    norm: threat model, e.g. "l2", "l1", "l0", "lp:0.5", "patch", "poison".
+    p_lower: lower confidence bound on the top-class probability (randomized certifiers), else None.
+    counts: per-class vote counts used for the certificate (None if not kept).
+    """
+
+    prediction: int
+    radius: float
+    norm: str
+    p_lower: float | None = None
+    counts: np.ndarray | None = field(default=None, compare=False)
+
+    @property
+    def abstained(self) -> bool:
+        return self.prediction == ABSTAIN

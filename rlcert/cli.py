@@ -1,0 +1,31 @@
+"""``rlcert <command> [args]``: one entry point that dispatches to each part's own ``main(argv)``."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "demo": ("rlcert.demo", "run the demo (envs, agents, certification) and write runs/demo/"),
+    "train": ("rlcert.train", "train an agent from a YAML config"),
+    "plot-curves": ("rlcert.plots", "plot learning curves (mean +- std over seeds)"),
+    "certify": ("rlcert.certify.cli", "certify a classifier on a data set, writing a TSV"),
+    "plot-certified": ("rlcert.certify.plot", "plot certified accuracy vs radius from TSV files"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        lines = [f"  {k:<16}{v[1]}" for k, v in COMMANDS.items()]
+        print("usage: rlcert <command> [args]\n\ncommands:\n" + "\n".join(lines))
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"\nunknown command {argv[0]!r}", file=sys.stderr)
+            return 2
+        return 0
+    module = importlib.import_module(COMMANDS[argv[0]][0])
+    return int(module.main(argv[1:]) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,94 @@
+"""ContinuousSeek (thesis §8.3): reach a d-dimensional goal by adding l-inf bounded steps.
+
+    s_0 = 0,  s' = clip(s + clip(a, -1, 1), -D, D),  g ~ U[-D, D]^d,  R(s', g) = -1 + 1[ ||s' - g||_inf <= eps ]
+
+Episodes last ``max_steps`` steps (truncation, never termination). ``info["is_success"]`` is latched: 1.0 once
+the goal has been reached in this episode (the thesis' "ever reached" success rate).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from rlcert.envs import _validate
+from rlcert.envs.render import Canvas
+
+
+def continuous_seek_reward(achieved_goal: np.ndarray, desired_goal: np.ndarray, eps: float) -> np.ndarray:
+    """Sparse reward -1 + 1[||ag - g||_inf <= eps]; shapes (..., d) -> (...)."""
+    ag = np.asarray(achieved_goal, dtype=np.float64)
+    g = np.asarray(desired_goal, dtype=np.float64)
+    dist = np.max(np.abs(ag - g), axis=-1)
+    return (dist <= eps).astype(np.float64) - 1.0
+
+
+class ContinuousSeekEnv(gym.Env):
+    """Goal-conditioned ContinuousSeek. Observation = achieved_goal = state s (float32, shape (d,))."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
+
+    def __init__(self, d: int = 5, D: float = 5.0, eps: float = 0.1, max_steps: int = 10,
+                 render_mode: str | None = None) -> None:
+        self.d = _validate.positive_int("d", d)
+        self.D = _validate.positive_float("D", D)
+        self.eps = _validate.positive_float("eps", eps)
+        self.max_steps = _validate.positive_int("max_steps", max_steps)
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.render_mode = render_mode
+        box = spaces.Box(-self.D, self.D, shape=(self.d,), dtype=np.float32)
+        self.observation_space = spaces.Dict({"observation": box, "achieved_goal": box, "desired_goal": box})
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(self.d,), dtype=np.float32)
+        self._state = np.zeros(self.d)
+        self._goal = np.zeros(self.d)
+        self._t = 0
+        self._success = False
+        self._path: list[np.ndarray] = []
+
+    def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any) -> np.ndarray:
+        """Vectorised reward: (d,) -> scalar array, (B, d) -> (B,). Equal to the step reward."""
+        return continuous_seek_reward(achieved_goal, desired_goal, self.eps)
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        s = self._state.astype(np.float32)
+        return {"observation": s.copy(), "achieved_goal": s.copy(), "desired_goal": self._goal.astype(np.float32)}
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self._state = np.zeros(self.d)
+        # Sample in float32 so the goal stored in observations is exactly the goal rewards are computed with.
+        self._goal = self.np_random.uniform(-self.D, self.D, size=self.d).astype(np.float32).astype(np.float64)
+        self._t = 0
+        self._success = False
+        self._path = [self._state.copy()]
+        return self._obs(), {"is_success": 0.0}
+
+    def step(self, action):
+        a = _validate.action_array(action, (self.d,))
+        self._state = np.clip(self._state + np.clip(a, -1.0, 1.0), -self.D, self.D)
+        self._state = self._state.astype(np.float32).astype(np.float64)
+        self._t += 1
+        self._path.append(self._state.copy())
+        reward = float(continuous_seek_reward(self._state, self._goal, self.eps))
+        self._success = self._success or reward == 0.0
+        truncated = self._t >= self.max_steps
+        return self._obs(), reward, False, truncated, {"is_success": float(self._success)}
+
+    def render(self) -> np.ndarray | None:
+        """2-D projection onto coordinates (0, 1): goal box (eps) in cyan/blue, trajectory in magenta."""
+        if self.render_mode != "rgb_array":
+            return None
+        c = Canvas(-self.D, self.D, -self.D, self.D, px_per_unit=max(8, int(400 / (2 * self.D))))
+        c.grid(1.0)
+        gx, gy = (self._goal[0], self._goal[1] if self.d > 1 else 0.0)
+        colour = Canvas.BLUE if self._success else Canvas.CYAN
+        c.rect(gx - self.eps, gy - self.eps, gx + self.eps, gy + self.eps, colour)
+        c.disc(gx, gy, 0.12, colour)
+        pts = np.array([[p[0], p[1] if self.d > 1 else 0.0] for p in self._path])
+        c.polyline(pts, Canvas.MAGENTA)
+        c.disc(pts[-1, 0], pts[-1, 1], 0.1, Canvas.BLACK)
+        return c.image

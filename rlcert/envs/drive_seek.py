@@ -1,0 +1,83 @@
+"""DriveSeek (thesis §8.5.1, App. G.6.4.1): steer a constant-speed car on a torus through a set of integer goals.
+
+Position p in the torus [-10.5, 10.5)^2 (width 21, so the rounded position stays in {-10..10}^2), heading
+theta; start p = (0, 0), theta = 0. Action a in [-0.5, 0.5] (radians, clipped) is added to the heading, then
+p <- wrap(p + (cos theta, sin theta)). 40 steps. Goals: n ~ U{1..n_max}, then n distinct points of the 441
+integer points, uniformly without replacement. Reward 1 when the rounded position is a goal (goals are not
+consumed). Observation (6): position, rounded position, sin(theta), cos(theta).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from gymnasium import spaces
+
+from rlcert.envs import _validate
+from rlcert.envs.goal_set import GoalSetEnv
+from rlcert.envs.render import Canvas, draw_goal_set_frame
+
+HALF = 10.5  # the torus is [-HALF, HALF)^2
+GRID = np.stack(np.meshgrid(np.arange(-10, 11), np.arange(-10, 11), indexing="ij"), -1).reshape(-1, 2)
+
+
+def wrap(p: np.ndarray) -> np.ndarray:
+    """Map positions onto the torus [-10.5, 10.5)."""
+    return np.mod(np.asarray(p) + HALF, 2 * HALF) - HALF
+
+
+class DriveSeekEnv(GoalSetEnv):
+    obs_dim = 6
+    coord_bound = 10.0
+
+    def __init__(self, n_max: int = 200, max_steps: int = 40, max_turn: float = 0.5,
+                 render_mode: str | None = None) -> None:
+        _validate.positive_int("n_max", n_max, upper=len(GRID))
+        self.max_turn = _validate.positive_float("max_turn", max_turn)
+        super().__init__(n_max=n_max, max_steps=max_steps, render_mode=render_mode)
+        self.action_space = spaces.Box(-self.max_turn, self.max_turn, shape=(1,), dtype=np.float32)
+        self._pos = np.zeros(2)
+        self._heading = 0.0
+
+    def _sample_goals(self) -> np.ndarray:
+        n = int(self.np_random.integers(1, self.n_max + 1))
+        return GRID[self.np_random.choice(len(GRID), size=n, replace=False)]
+
+    def _start(self) -> None:
+        self._pos = np.zeros(2)
+        self._heading = 0.0
+
+    def _move(self, action) -> None:
+        a = _validate.action_array(action, (1,))
+        self._heading = float(self._heading + np.clip(a[0], -self.max_turn, self.max_turn))
+        step = np.array([np.cos(self._heading), np.sin(self._heading)])
+        self._pos = wrap(self._pos + step)
+
+    def _position(self) -> np.ndarray:
+        return self._pos
+
+    def _rounded(self) -> np.ndarray:
+        return np.clip(np.rint(self._pos), -10, 10)
+
+    def _observation(self) -> np.ndarray:
+        return np.concatenate([self._pos, self._rounded(), [np.sin(self._heading), np.cos(self._heading)]])
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        canvas = Canvas(-HALF, HALF, -HALF, HALF, px_per_unit=24)
+        return draw_goal_set_frame(canvas, self._goals, self._reached, self._visited, np.array(self._path),
+                                   max_jump=1.5)
+
+
+def greedy_drive_action(obs: dict[str, np.ndarray], max_turn: float = 0.5) -> np.ndarray:
+    """Reference policy: steer towards the nearest real goal on the torus (heading error clipped to max_turn)."""
+    pos = obs["observation"][:2].astype(np.float64)
+    heading = np.arctan2(obs["observation"][4], obs["observation"][5])
+    dg = obs["desired_goal"]
+    pts = dg[dg[:, 0] > 0, 1:].astype(np.float64)
+    delta = wrap(pts - pos)
+    dist = np.linalg.norm(delta, axis=1)
+    far = dist > 0.5  # skip the goal we are sitting on
+    target = delta[far][np.argmin(dist[far])] if np.any(far) else delta[np.argmin(dist)]
+    err = np.angle(np.exp(1j * (np.arctan2(target[1], target[0]) - heading)))
+    return np.array([np.clip(err, -max_turn, max_turn)], dtype=np.float32)
