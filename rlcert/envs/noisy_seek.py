@@ -17,13 +17,21 @@ from rlcert.envs.goal_set import GoalSetEnv
 from rlcert.envs.render import Canvas, draw_goal_set_frame
 
 
-def sample_clustered_goals(rng: np.random.Generator, n_max: int = 200, p_cluster: float = 0.15,
-                           centre_std: float = 10.0, spread_std: float = 2.0) -> np.ndarray:
-    """Integer goals (n, 2), 1 <= n <= n_max, distinct, in order of first appearance."""
+def draw_cluster_layout(rng: np.random.Generator, n_max: int = 200, p_cluster: float = 0.15,
+                        centre_std: float = 10.0) -> tuple[int, int, np.ndarray, np.ndarray]:
+    """First stage of the goal sampler: n_c ~ Geometric(p_cluster), n' ~ U{1..n_max}, centres (n_c, 2) ~
+    N(0, centre_std^2 I), weights ~ Dirichlet(1, ..., 1). Returns (n_c, n', centres, weights)."""
     n_c = int(rng.geometric(p_cluster))
     n_draw = int(rng.integers(1, n_max + 1))
     centres = rng.normal(0.0, centre_std, size=(n_c, 2))
     weights = rng.dirichlet(np.ones(n_c))
+    return n_c, n_draw, centres, weights
+
+
+def sample_clustered_goals(rng: np.random.Generator, n_max: int = 200, p_cluster: float = 0.15,
+                           centre_std: float = 10.0, spread_std: float = 2.0) -> np.ndarray:
+    """Integer goals (n, 2), 1 <= n <= n_max, distinct, in order of first appearance."""
+    n_c, n_draw, centres, weights = draw_cluster_layout(rng, n_max, p_cluster, centre_std)
     assign = rng.choice(n_c, size=n_draw, p=weights)
     pts = np.rint(centres[assign] + rng.normal(0.0, spread_std, size=(n_draw, 2))).astype(np.int64)
     _, first = np.unique(pts, axis=0, return_index=True)
