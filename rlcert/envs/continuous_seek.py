@@ -79,16 +79,21 @@ class ContinuousSeekEnv(gym.Env):
         return self._obs(), reward, False, truncated, {"is_success": float(self._success)}
 
     def render(self) -> np.ndarray | None:
-        """2-D projection onto coordinates (0, 1): goal box (eps) in cyan/blue, trajectory in magenta."""
+        """2-D projection onto coordinates (0, 1): the goal's eps-box with a ring around it (cyan: not reached yet,
+        blue: reached), the trajectory in magenta with a dot per state, green = start, black = current state."""
         if self.render_mode != "rgb_array":
             return None
         c = Canvas(-self.D, self.D, -self.D, self.D, px_per_unit=max(8, int(400 / (2 * self.D))))
         c.grid(1.0)
-        gx, gy = (self._goal[0], self._goal[1] if self.d > 1 else 0.0)
+        gx, gy = self._goal[0], (self._goal[1] if self.d > 1 else 0.0)
         colour = Canvas.BLUE if self._success else Canvas.CYAN
+        c.disc(gx, gy, 0.35, colour)
+        c.disc(gx, gy, 0.25, Canvas.WHITE)
         c.rect(gx - self.eps, gy - self.eps, gx + self.eps, gy + self.eps, colour)
-        c.disc(gx, gy, 0.12, colour)
         pts = np.array([[p[0], p[1] if self.d > 1 else 0.0] for p in self._path])
         c.polyline(pts, Canvas.MAGENTA)
-        c.disc(pts[-1, 0], pts[-1, 1], 0.1, Canvas.BLACK)
+        for x, y in pts[1:-1]:
+            c.disc(x, y, 0.07, Canvas.MAGENTA)
+        c.disc(pts[0, 0], pts[0, 1], 0.12, Canvas.GREEN)
+        c.disc(pts[-1, 0], pts[-1, 1], 0.09, Canvas.BLACK)
         return c.image
