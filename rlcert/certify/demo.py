@@ -74,7 +74,7 @@ def run(out: Path, quick: bool) -> list[str]:
             continue
         png = Path(out) / f"certify_{norm}.png"
         plot_certified([p for p, _ in items], png, labels=[lab for _, lab in items],
-                       title=f"digits CNN: certified accuracy vs {norm} radius (n={n}, alpha=0.001)")
+                       title=f"digits CNN, {norm} certificates (n={n}, alpha=0.001)")
         lines.append(f"![certified accuracy vs {norm} radius]({png.name})")
         lines.append("")
     # PREDICT (Cohen's two-sided test) with 100 samples on the same images

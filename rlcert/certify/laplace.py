@@ -74,9 +74,11 @@ class LaplaceCertifier(SmoothingCertifier):
         return math.sqrt(2.0) * self.lambd
 
     def perturb_(self, out: torch.Tensor, x: torch.Tensor, generator: torch.Generator) -> None:
-        # Laplace(0, lambd) = lambd * (E1 - E2) with E1, E2 ~ Exp(1) independent.
-        e2 = torch.empty_like(out).exponential_(1.0, generator=generator)
-        out.exponential_(1.0, generator=generator).sub_(e2).mul_(self.lambd).add_(x)
+        # One uniform u in [0, 1) per coordinate: the sign is [u < 1/2], and w = frac(2u) is uniform in [0, 1)
+        # and independent of it, so -log(1 - w) ~ Exp(1) (finite since w < 1); sign * lambd * Exp(1) ~ Laplace.
+        u = out.uniform_(0.0, 1.0, generator=generator)
+        sign = torch.where(u < 0.5, -self.lambd, self.lambd).to(out.dtype)
+        u.mul_(2.0).frac_().neg_().log1p_().mul_(sign).add_(x)  # -log1p(-w) * (+-lambd) with the sign folded in
 
     def radius(self, p_lower: np.ndarray) -> np.ndarray:
         if self.bound == "lecuyer":

@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy.stats import kstest
 from scipy.stats import laplace as laplace_dist
 
 from rlcert.certify import BaseClassifier, LaplaceCertifier, SSNCertifier, UniformCertifier
@@ -53,6 +54,8 @@ def test_laplace_sampler_scale_and_conventions():
     v = out.numpy().ravel() - 0.3
     assert v.var() == pytest.approx(2 * cert.lambd ** 2, rel=0.02)  # std = sqrt(2) lambda
     assert np.mean(np.abs(v)) == pytest.approx(cert.lambd, rel=0.02)  # E|X| = lambda for Laplace
+    assert kstest(v, laplace_dist(scale=cert.lambd).cdf).pvalue > 1e-4  # whole distribution, incl. the sign
+    assert np.isfinite(v).all()
     with pytest.raises(ValueError, match="exactly one"):
         LaplaceCertifier(lambd=1.0, sigma=1.0)
     with pytest.raises(ValueError, match="lambd"):
