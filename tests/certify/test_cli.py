@@ -148,3 +148,40 @@ def test_python_m_entry_point(setup):
                                                             "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
     assert r.returncode == 0, r.stderr
     assert len(load_tsv(out)["idx"]) == 2
+
+
+def test_plugin_certifier_flags_are_honoured(setup):
+    """A deterministic certifier registered elsewhere gets its own flags (even re-declaring --sigma)."""
+    from rlcert.certify import Certificate, Certifier, register
+    from rlcert.certify.registry import METHODS
+
+    @register
+    class Constant(Certifier):
+        name, norm = "test-constant", "l0"
+
+        def __init__(self, radius: float) -> None:
+            self.r = radius
+
+        def certify(self, classifier, x):
+            pred = classifier.predict(x).tolist()
+            return [Certificate(prediction=p, radius=self.r, norm=self.norm) for p in pred]
+
+        @classmethod
+        def add_arguments(cls, parser):
+            parser.add_argument("--radius", type=float, required=True)
+            parser.add_argument("--sigma", type=float, default=None, help="re-declared on purpose")
+
+        @classmethod
+        def from_arguments(cls, args):
+            return cls(args.radius)
+
+    try:
+        tmp, model, data, x = setup
+        out = tmp / "plugin.tsv"
+        assert main(args(model, data, out, "--method", "test-constant", "--radius", "2.5")) == 0
+        cols = load_tsv(out)
+        assert np.all(cols["radius"] == 2.5) and set(cols["norm"]) == {"l0"}
+        assert np.all(np.isnan(cols["p_lower"]))
+        assert list(cols["predict"]) == [int(v <= 0.5) for v in x[:, 0, 0, 0]]
+    finally:
+        METHODS.pop("test-constant", None)
