@@ -30,7 +30,8 @@ def cifar_cnn() -> nn.Module:
         nn.Linear(64, 10))
 
 
-MODELS = {"digits": (digits_cnn, (1, 8, 8)), "cifar": (cifar_cnn, (3, 32, 32))}
+# name -> (factory, input shape, estimation samples n per input); CERTIFY calls use --inputs inputs of n0 + n each
+MODELS = {"digits": (digits_cnn, (1, 8, 8), 10_000), "cifar": (cifar_cnn, (3, 32, 32), 2_000)}
 
 
 def sync(device: torch.device) -> None:
@@ -39,8 +40,9 @@ def sync(device: torch.device) -> None:
 
 
 @torch.no_grad()
-def bench(model_name: str, device: torch.device, batch: int, n: int, inputs: int, rounds: int) -> list[str]:
-    factory, shape = MODELS[model_name]
+def bench(model_name: str, device: torch.device, batch: int, n: int | None, inputs: int, rounds: int) -> list[str]:
+    factory, shape, default_n = MODELS[model_name]
+    n = n or default_n
     model = factory().to(device).eval()
     clf = BaseClassifier(model, 10, device=device)
     xb = torch.rand((batch, *shape), device=device)
@@ -65,16 +67,17 @@ def bench(model_name: str, device: torch.device, batch: int, n: int, inputs: int
             cert.certify(clf, x)  # returns host-side certificates: already synchronised
             rates[name].append(per_call / (time.perf_counter() - t))
     med = {k: statistics.median(v) for k, v in rates.items()}
-    out = [f"{device.type:>4} {model_name:>6} batch {batch:>5}: raw forward {med['raw']:>10.0f} samples/s"]
+    out = [f"{device.type:>4} {model_name:>6} batch {batch:>5} n {n:>6}: raw forward {med['raw']:>10.0f} samples/s"]
     for name in certifiers:
-        out.append(f"{'':>25}CERTIFY {name:<8} {med[name]:>10.0f} samples/s   ratio {med[name] / med['raw']:.3f}")
+        out.append(f"{'':>34}CERTIFY {name:<8} {med[name]:>10.0f} samples/s   ratio {med[name] / med['raw']:.3f}")
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batch", type=int, default=1000)
-    p.add_argument("--n", type=int, default=10_000, help="estimation samples per input (default 10000)")
+    p.add_argument("--n", type=int, default=None,
+                   help="estimation samples per input (default: 10000 for digits, 2000 for cifar)")
     p.add_argument("--inputs", type=int, default=4, help="inputs per CERTIFY call (default 4)")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--device", default="all", choices=("all", "cpu", "cuda"))
@@ -89,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             devices.append(torch.device("cuda"))
         else:
             print("cuda: not available, skipped")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU thread(s), n0=100, n={args.n}, "
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU thread(s), n0=100, "
           f"{args.inputs} inputs per CERTIFY call, median of {args.rounds} interleaved rounds")
     for device in devices:
         for m in args.models:
