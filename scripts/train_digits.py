@@ -20,7 +20,7 @@ from rlcert.certify.models import train_digits_cnn
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sigma", type=float, default=0.25, help="training-noise standard deviation (default 0.25)")
-    p.add_argument("--noise", default="gaussian", choices=("gaussian", "laplace", "uniform"))
+    p.add_argument("--noise", default="gaussian", choices=("gaussian", "laplace", "uniform", "ssn"))
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="where to save the state dict (.pt)")

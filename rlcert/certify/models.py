@@ -24,7 +24,7 @@ def digits_cnn(num_classes: int = 10, width: int = 16) -> nn.Module:
 
 def add_noise(x: torch.Tensor, noise: str, sigma: float, generator: torch.Generator) -> torch.Tensor:
     """x plus training noise of standard deviation ``sigma``: "gaussian", "laplace" (scale sigma/sqrt 2),
-    "uniform" (U[-sqrt(3) sigma, sqrt(3) sigma])."""
+    "uniform" (U[-sqrt(3) sigma, sqrt(3) sigma]); or "ssn" (splitting noise with lambd = sqrt(3) sigma)."""
     if noise == "gaussian":
         return x + sigma * torch.randn(x.shape, generator=generator)
     if noise == "laplace":
@@ -33,7 +33,12 @@ def add_noise(x: torch.Tensor, noise: str, sigma: float, generator: torch.Genera
     if noise == "uniform":
         lam = sigma * np.sqrt(3.0)
         return x + (torch.rand(x.shape, generator=generator) * 2 - 1) * lam
-    raise ValueError(f"noise must be 'gaussian', 'laplace' or 'uniform', got {noise!r}")
+    if noise == "ssn":
+        from rlcert.certify.ssn import ssn_transform
+
+        lam = sigma * np.sqrt(3.0)
+        return ssn_transform(x, torch.rand(x.shape, generator=generator) * 2 * lam, lam)
+    raise ValueError(f"noise must be 'gaussian', 'laplace', 'uniform' or 'ssn', got {noise!r}")
 
 
 def train_digits_cnn(x: np.ndarray, y: np.ndarray, sigma: float = 0.25, epochs: int = 30, noise: str = "gaussian",

@@ -8,7 +8,7 @@ from scipy.stats import binom, norm
 from rlcert.certify import ABSTAIN, BaseClassifier, GaussianCertifier
 from rlcert.certify.gaussian import gaussian_radius, gaussian_radius_two_bound
 from rlcert.certify.stats import cp_lower
-from tests.certify.conftest import linear_classifier
+from tests.certify.helpers import linear_classifier
 
 W, B, X = torch.tensor([3.0, 4.0]), -1.0, torch.tensor([[1.0, 1.0]])  # margin 6, distance 1.2 (spec §7 G1)
 

@@ -10,7 +10,7 @@ from rlcert.certify import BaseClassifier, LaplaceCertifier, SSNCertifier, Unifo
 from rlcert.certify.laplace import laplace_radius, laplace_radius_two_bound, lecuyer_radius
 from rlcert.certify.ssn import ssn_transform
 from rlcert.certify.uniform import lipschitz_l1_radius
-from tests.certify.conftest import threshold_classifier
+from tests.certify.helpers import threshold_classifier
 
 
 # ---------------------------------------------------------------- Laplace (seed 002)
