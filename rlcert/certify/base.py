@@ -22,7 +22,9 @@ class Certifier(abc.ABC):
         """Certify a batch ``x`` of shape (N, *input_shape); returns one Certificate per input.
 
         ``classifier`` is a base classifier: see ``rlcert.certify.classifier`` for the adaptor that turns an
-        ``nn.Module`` returning logits (or a callable returning labels) into one.
+        ``nn.Module`` returning logits (or a callable returning labels) into one. Randomized certifiers
+        (``rlcert.certify.smoothing.SmoothingCertifier``) also take ``seeds=`` (one int per input, e.g. data-set
+        indices) so that an input's certificate does not depend on the batch it was certified in.
         """
 
     @classmethod

@@ -20,6 +20,8 @@ class Certificate:
     norm: threat model, e.g. "l2", "l1", "l0", "lp:0.5", "patch", "poison".
     p_lower: lower confidence bound on the top-class probability (randomized certifiers), else None.
     counts: per-class vote counts used for the certificate (None if not kept).
+    p_upper: upper confidence bound on the runner-up probability when it was bounded separately, else None.
+    abstained (property): True iff prediction is ABSTAIN.
     """
 
     prediction: int
@@ -27,6 +29,7 @@ class Certificate:
     norm: str
     p_lower: float | None = None
     counts: np.ndarray | None = field(default=None, compare=False)
+    p_upper: float | None = None
 
     @property
     def abstained(self) -> bool:

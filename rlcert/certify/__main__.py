@@ -1,0 +1,5 @@
+"""``python -m rlcert.certify``: same as ``rlcert certify``."""
+
+from rlcert.certify.cli import main
+
+raise SystemExit(main())
