@@ -1,0 +1,186 @@
+"""(De)randomized smoothing against one adversarial m x m patch: column/band and block ablation
+(Levine 2023, Ch.6 / App. E; spec section 5).
+
+The image ``x`` (N, C, H, W) in [0, 1] is encoded as ``(x, 1 - x)`` (2C channels, NULL = all zeros: spec 0.5).
+Column (band) smoothing keeps one band of ``s`` full-height columns starting at column ``p`` (wrapping around the
+right border) and sets every other pixel to NULL; block smoothing keeps one ``s x s`` block with upper-left corner
+``(p_y, p_x)``, wrapping around both borders. Every position is evaluated (w bands, h*w blocks; with ``stride``
+t only starts that are multiples of t). The base classifier votes ``f_c = 1[softmax_c >= theta]`` (several or no
+classes may vote), or top-1 when ``theta`` is None. ``g(x) = argmax n_c`` (smallest index on ties).
+
+Guarantee (Theorems 6.1/6.2, exact and deterministic): a patch can change at most ``K(m)`` base evaluations --
+``K = m + s - 1`` (columns) or ``(m + s - 1)^2`` (blocks) for stride 1; for other strides ``K(m)`` is the exact
+maximum over patch positions, computed by enumeration -- and each changed evaluation moves any class count by
+at most 1. So if ``n_c >= max_{c'!=c}(n_c' + 1[c' < c]) + 2 K(m)`` then every ``x'`` that differs from ``x`` only
+inside one m x m patch (any location inside the image, any content) has ``g(x') = c``. The certificate's
+``radius`` is the largest such patch side m (0: none), ``norm = "patch"``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import numpy as np
+import torch
+
+from rlcert.certify.base import Certifier
+from rlcert.certify.deterministic import add_argument_once, check_batch_size, device_of
+from rlcert.certify.registry import register
+from rlcert.certify.result import Certificate
+from rlcert.certify.votes import vote_certificates
+
+
+def encode_null(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) in [0, 1] -> (N, 2C, H, W) = (x, 1 - x); ablated pixels are then set to 0 (NULL)."""
+    return torch.cat([x, 1 - x], dim=1)
+
+
+def band_starts(size: int, stride: int) -> np.ndarray:
+    return np.arange(0, size, stride)
+
+
+def axis_masks(size: int, width: int, stride: int) -> torch.Tensor:
+    """(P, size) 0/1 masks of the wrap-around windows [p, p + width) mod size for starts p = 0, stride, ..."""
+    starts = band_starts(size, stride)
+    idx = (starts[:, None] + np.arange(width)[None, :]) % size
+    m = np.zeros((len(starts), size), dtype=np.float32)
+    np.put_along_axis(m, idx, 1.0, axis=1)
+    return torch.from_numpy(m)
+
+
+def affected_on_axis(size: int, width: int, stride: int, m: int) -> int:
+    """Max over patch offsets a in [0, size - m] of the number of windows meeting the patch [a, a + m)."""
+    masks = axis_masks(size, width, stride).numpy().astype(bool)
+    best = 0
+    for a in range(size - m + 1):
+        best = max(best, int(masks[:, a:a + m].any(1).sum()))
+    return best
+
+
+def _votes(classifier: Any, batch: torch.Tensor, theta: float | None, num_classes: int) -> torch.Tensor:
+    """(B, num_classes) int64 0/1 votes of the base classifier on a batch of ablated, encoded images."""
+    if theta is None:
+        labels = classifier.predict(batch).long().cpu()
+        return torch.nn.functional.one_hot(labels, num_classes)
+    if getattr(classifier, "returns", "logits") != "logits":
+        raise ValueError("theta (vote threshold) needs a base classifier that returns logits")
+    with torch.no_grad():
+        probs = torch.softmax(classifier.model(batch).float(), dim=1).cpu()
+    if probs.shape[1] != num_classes:
+        raise ValueError(f"model must return logits of shape (B, {num_classes}), got {tuple(probs.shape)}")
+    return (probs >= theta).long()
+
+
+class _PatchSmoothing(Certifier):
+    norm = "patch"
+
+    def __init__(self, size: int, theta: float | None = None, stride: int = 1, batch_size: int = 1024,
+                 num_classes: int | None = None) -> None:
+        if not isinstance(size, int) or size < 1:
+            raise ValueError(f"band/block size s must be an integer >= 1, got {size!r}")
+        if theta is not None and not (0.0 < theta <= 1.0):
+            raise ValueError(f"theta must be in (0, 1] (or None for top-1 votes), got {theta!r}")
+        if not isinstance(stride, int) or stride < 1:
+            raise ValueError(f"stride must be an integer >= 1, got {stride!r}")
+        self.size, self.theta, self.stride = size, theta, stride
+        self.batch_size = check_batch_size(batch_size)
+        self.num_classes = num_classes
+
+    def masks(self, h: int, w: int) -> torch.Tensor:
+        """(P, 1, h, w) 0/1 masks of all retained regions, in evaluation order."""
+        raise NotImplementedError
+
+    def affected(self, h: int, w: int, m: int) -> int:
+        """K(m): the most base evaluations one m x m patch inside an h x w image can change."""
+        raise NotImplementedError
+
+    def _check_shape(self, x: torch.Tensor) -> tuple[int, int]:
+        if x.ndim != 4:
+            raise ValueError(f"patch smoothing takes images of shape (N, C, H, W), got {tuple(x.shape)}")
+        h, w = x.shape[2:]
+        if self.size > min(h, w):
+            raise ValueError(f"band/block size s must be <= image side {min(h, w)}, got {self.size}")
+        return h, w
+
+    def ablate(self, x: torch.Tensor) -> torch.Tensor:
+        """All ablated, encoded versions of each image: (N, P, 2C, H, W)."""
+        h, w = self._check_shape(x)
+        masks = self.masks(h, w).to(x.device)
+        return encode_null(x)[:, None] * masks[None]
+
+    def vote_counts(self, classifier: Any, x: torch.Tensor) -> np.ndarray:
+        """(N, num_classes) vote counts over all positions."""
+        h, w = self._check_shape(x)
+        num_classes = self.num_classes or classifier.num_classes
+        device = device_of(classifier)
+        masks = self.masks(h, w).to(device)
+        enc = encode_null(x.to(device))
+        p = masks.shape[0]
+        total = x.shape[0] * p
+        counts = torch.zeros(x.shape[0], num_classes, dtype=torch.int64)
+        for start in range(0, total, self.batch_size):
+            flat = torch.arange(start, min(start + self.batch_size, total))
+            ii, jj = flat // p, flat % p
+            batch = enc[ii.to(device)] * masks[jj.to(device)]
+            counts.index_add_(0, ii, _votes(classifier, batch, self.theta, num_classes))
+        return counts.numpy()
+
+    def certify(self, classifier: Any, x: torch.Tensor) -> list[Certificate]:
+        h, w = self._check_shape(x)
+        counts = self.vote_counts(classifier, x)
+        preds, kbars = vote_certificates(counts)
+        ks = [self.affected(h, w, m) for m in range(1, min(h, w) + 1)]
+        out = []
+        for pred, kbar, cnt in zip(preds, kbars, counts):
+            radius = max([m for m, k in enumerate(ks, start=1) if k <= kbar], default=0)
+            out.append(Certificate(int(pred), float(radius), self.norm, None, cnt))
+        return out
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        g = parser.add_argument_group("column/block smoothing")
+        add_argument_once(g, "--band-width", type=int, default=4, help="column smoothing band width s (default 4)")
+        add_argument_once(g, "--block-size", type=int, default=4, help="block smoothing block side s (default 4)")
+        add_argument_once(g, "--theta", type=float, default=None,
+                          help="vote threshold: f_c = 1[softmax_c >= theta]; omit for top-1 votes")
+        add_argument_once(g, "--stride", type=int, default=1, help="evaluate every stride-th position (default 1)")
+        add_argument_once(g, "--eval-batch", type=int, default=1024, help="base evaluations per forward pass")
+
+
+@register
+class ColumnSmoothing(_PatchSmoothing):
+    """Column (band) smoothing: w band positions, ``K = m + s - 1`` (stride 1)."""
+
+    name = "column"
+
+    def masks(self, h: int, w: int) -> torch.Tensor:
+        cols = axis_masks(w, self.size, self.stride)  # (P, w)
+        return cols[:, None, None, :].expand(-1, 1, h, w).contiguous()
+
+    def affected(self, h: int, w: int, m: int) -> int:
+        return affected_on_axis(w, self.size, self.stride, m)
+
+    @classmethod
+    def from_arguments(cls, args: argparse.Namespace) -> ColumnSmoothing:
+        return cls(args.band_width, theta=args.theta, stride=args.stride, batch_size=args.eval_batch)
+
+
+@register
+class BlockSmoothing(_PatchSmoothing):
+    """Block smoothing: h*w block positions, ``K = (m + s - 1)^2`` (stride 1)."""
+
+    name = "block"
+
+    def masks(self, h: int, w: int) -> torch.Tensor:
+        rows = axis_masks(h, self.size, self.stride)  # (Py, h)
+        cols = axis_masks(w, self.size, self.stride)  # (Px, w)
+        m = rows[:, None, :, None] * cols[None, :, None, :]  # (Py, Px, h, w)
+        return m.reshape(-1, 1, h, w)
+
+    def affected(self, h: int, w: int, m: int) -> int:
+        return (affected_on_axis(h, self.size, self.stride, m) * affected_on_axis(w, self.size, self.stride, m))
+
+    @classmethod
+    def from_arguments(cls, args: argparse.Namespace) -> BlockSmoothing:
+        return cls(args.block_size, theta=args.theta, stride=args.stride, batch_size=args.eval_batch)
