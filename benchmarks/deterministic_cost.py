@@ -18,7 +18,7 @@ from torch import nn
 from rlcert.certify.classifier import BaseClassifier
 from rlcert.certify.dpa import DPA, PartitionEnsemble
 from rlcert.certify.dssn import DSSN
-from rlcert.certify.lambda_design import LambdaDesign, PUBLISHED_WEIGHTS
+from rlcert.certify.lambda_design import PUBLISHED_WEIGHTS, LambdaDesign
 from rlcert.certify.patch import BlockSmoothing, ColumnSmoothing
 from rlcert.certify.variable_lambda import DeterministicL0, VariableLambda
 
@@ -38,7 +38,8 @@ class CountingModel(nn.Module):
 
 def small_cnn(in_channels: int, side: int, num_classes: int = 10) -> nn.Module:
     return nn.Sequential(nn.Conv2d(in_channels, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, 2, 1), nn.ReLU(),
-                         nn.Flatten(), nn.Linear(32 * ((side + 1) // 2) ** 2, 64), nn.ReLU(), nn.Linear(64, num_classes))
+                         nn.Flatten(), nn.Linear(32 * ((side + 1) // 2) ** 2, 64), nn.ReLU(),
+                         nn.Linear(64, num_classes))
 
 
 def one_forward_s(model: nn.Module, x1: torch.Tensor, reps: int = 50) -> float:

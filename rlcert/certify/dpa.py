@@ -147,6 +147,9 @@ class DPA(Certifier):
     def __init__(self, ensemble: PartitionEnsemble | None = None) -> None:
         self.ensemble = ensemble
 
+    def base_classifier(self) -> PartitionEnsemble | None:
+        return self.ensemble
+
     def certify(self, classifier: Any, x: torch.Tensor) -> list[Certificate]:
         ens = classifier if isinstance(classifier, PartitionEnsemble) else self.ensemble
         if ens is None:

@@ -122,14 +122,17 @@ class DSSN(Certifier):
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         g = parser.add_argument_group("dssn")
         add_argument_once(g, "--lambda", dest="lam", type=float, default=None,
-                          help="DSSN half-width lambda (= sqrt(3) sigma); N = floor(2 lambda q) outcomes")
+                          help="DSSN half-width lambda; N = floor(2 lambda q) outcomes (or --sigma: lambda = "
+                               "sqrt(3) sigma)")
         add_argument_once(g, "--q", type=int, default=255, help="quantisation levels q (inputs on {0,1/q,..,1})")
         add_argument_once(g, "--offset-seed", type=int, default=0, help="seed of the fixed offsets v (default 0)")
-        add_argument_once(g, "--eval-batch", type=int, default=1024, help="base evaluations per forward pass")
 
     @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> DSSN:
         lam = getattr(args, "lam", None)
+        sigma = getattr(args, "sigma", None)
+        if lam is None and sigma is None:
+            raise ValueError("--method dssn needs --lambda (> 0) or --sigma (lambda = sqrt(3) sigma)")
         if lam is None:
-            raise ValueError("--method dssn needs --lambda (> 0; lambda = sqrt(3) sigma)")
-        return cls(lam, q=args.q, seed=args.offset_seed, batch_size=args.eval_batch)
+            lam = math.sqrt(3) * sigma
+        return cls(lam, q=args.q, seed=args.offset_seed, batch_size=getattr(args, "batch", None) or 1024)

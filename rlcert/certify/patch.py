@@ -103,6 +103,10 @@ class _PatchSmoothing(Certifier):
             raise ValueError(f"band/block size s must be <= image side {min(h, w)}, got {self.size}")
         return h, w
 
+    def base_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The (1, 2C, H, W) NULL-encoded input with only the first band/block kept."""
+        return self.ablate(x[:1])[:, 0]
+
     def ablate(self, x: torch.Tensor) -> torch.Tensor:
         """All ablated, encoded versions of each image: (N, P, 2C, H, W)."""
         h, w = self._check_shape(x)
@@ -145,7 +149,6 @@ class _PatchSmoothing(Certifier):
         add_argument_once(g, "--theta", type=float, default=None,
                           help="vote threshold: f_c = 1[softmax_c >= theta]; omit for top-1 votes")
         add_argument_once(g, "--stride", type=int, default=1, help="evaluate every stride-th position (default 1)")
-        add_argument_once(g, "--eval-batch", type=int, default=1024, help="base evaluations per forward pass")
 
 
 @register
@@ -163,7 +166,8 @@ class ColumnSmoothing(_PatchSmoothing):
 
     @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> ColumnSmoothing:
-        return cls(args.band_width, theta=args.theta, stride=args.stride, batch_size=args.eval_batch)
+        return cls(args.band_width, theta=args.theta, stride=args.stride,
+                   batch_size=getattr(args, "batch", None) or 1024)
 
 
 @register
@@ -183,4 +187,5 @@ class BlockSmoothing(_PatchSmoothing):
 
     @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> BlockSmoothing:
-        return cls(args.block_size, theta=args.theta, stride=args.stride, batch_size=args.eval_batch)
+        return cls(args.block_size, theta=args.theta, stride=args.stride,
+                   batch_size=getattr(args, "batch", None) or 1024)

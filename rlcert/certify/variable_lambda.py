@@ -108,6 +108,9 @@ class VariableLambda(Certifier):
         lo = (lo2.float() / (2 * self.q)).reshape(len(b), *shape)
         return stack_upper_lower(up, lo)
 
+    def base_input(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encode(x[:1], 0)
+
     def encode(self, x: torch.Tensor, b: torch.Tensor | int) -> torch.Tensor:
         """The base-classifier input for outcome indices b (B,) or a scalar: (N, 2C, ...)."""
         levels = quantise(x, self.q).flatten(1).cpu()
@@ -149,22 +152,23 @@ class VariableLambda(Certifier):
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         g = parser.add_argument_group("variable-lambda / deterministic l0")
         add_argument_once(g, "--p", type=float, default=0.5, help="fractional l_p exponent in (0, 1] (default 0.5)")
-        add_argument_once(g, "--alpha", type=float, default=1.0,
-                          help="Lipschitz scale alpha >= 1 (variable-lambda: B = budget * alpha; l0: integer)")
+        add_argument_once(g, "--lambda-alpha", type=float, default=1.0,
+                          help="variable-lambda: 1/alpha-Lipschitz, B = budget * alpha outcomes (alpha >= 1)")
+        add_argument_once(g, "--l0-alpha", type=int, default=10,
+                          help="deterministic-l0: number of evaluations alpha (each feature kept in one)")
         add_argument_once(g, "--budget", type=int, default=1000, help="variable-lambda outcomes per unit alpha")
         add_argument_once(g, "--design", choices=["published", "milp"], default="published",
                           help="w design: the thesis' (p = 1/2, 1/3 at q = 255, budget 1000) or solve the MILP")
         add_argument_once(g, "--milp-time", type=float, default=120.0, help="MILP time limit in seconds")
         add_argument_once(g, "--q", type=int, default=255, help="quantisation levels q (inputs on {0,1/q,..,1})")
         add_argument_once(g, "--offset-seed", type=int, default=0, help="seed of the fixed offsets v (default 0)")
-        add_argument_once(g, "--eval-batch", type=int, default=1024, help="base evaluations per forward pass")
         add_argument_once(g, "--l0-unit", choices=["feature", "pixel"], default="pixel",
                           help="deterministic l0: count features or pixels (channels share a sample)")
 
     @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> VariableLambda:
         return cls(build_design(args.p, args.q, args.budget, args.design, args.milp_time), p=args.p,
-                   alpha=args.alpha, seed=args.offset_seed, batch_size=args.eval_batch)
+                   alpha=args.lambda_alpha, seed=args.offset_seed, batch_size=getattr(args, "batch", None) or 1024)
 
 
 def build_design(p: float, q: int, budget: int, kind: str = "published", time_limit: float = 120.0) -> LambdaDesign:
@@ -220,6 +224,9 @@ class DeterministicL0(Certifier):
         lower = torch.where(kept, torch.clamp(x - half, min=0.0), torch.zeros_like(x))
         return stack_upper_lower(upper, lower)
 
+    def base_input(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encode(x[:1], 0)
+
     def sample(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.encode(x, torch.randint(self.alpha, (x.shape[0],), generator=generator).to(x.device))
 
@@ -245,10 +252,8 @@ class DeterministicL0(Certifier):
 
     @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> DeterministicL0:
-        alpha = args.alpha
-        if abs(alpha - round(alpha)) > 1e-9:
-            raise ValueError(f"--alpha must be an integer for deterministic-l0, got {alpha}")
-        return cls(int(round(alpha)), q=args.q, unit=args.l0_unit, seed=args.offset_seed, batch_size=args.eval_batch)
+        return cls(args.l0_alpha, q=args.q, unit=args.l0_unit, seed=args.offset_seed,
+                   batch_size=getattr(args, "batch", None) or 1024)
 
 
 def lp_from_l1(l1_radius: float, p: float) -> float:

@@ -154,6 +154,7 @@ def test_degenerate_models_and_cli():
     args = parser.parse_args(["--band-width", "3", "--theta", "0.3", "--stride", "2"])
     col = ColumnSmoothing.from_arguments(args)
     assert (col.size, col.theta, col.stride) == (3, 0.3, 2)
+    assert col.base_input(x).shape == (1, 2, 6, 6)
     with pytest.raises(ValueError, match="theta"):
         ColumnSmoothing(2, theta=1.5)
     with pytest.raises(ValueError, match="shape"):

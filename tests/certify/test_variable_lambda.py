@@ -188,12 +188,14 @@ def test_cli_and_validation():
     parser = argparse.ArgumentParser()
     VariableLambda.add_arguments(parser)
     DeterministicL0.add_arguments(parser)
-    args = parser.parse_args(["--p", "0.5", "--alpha", "2"])
+    args = parser.parse_args(["--p", "0.5", "--lambda-alpha", "2"])
     vl = VariableLambda.from_arguments(args)
     assert vl.budget == 2000 and vl.norm == "lp:0.5"
-    args = parser.parse_args(["--alpha", "5", "--l0-unit", "feature", "--q", "4"])
+    assert vl.base_input(torch.zeros(3, 3, 4, 4)).shape == (1, 6, 4, 4)
+    args = parser.parse_args(["--l0-alpha", "5", "--l0-unit", "feature", "--q", "4"])
     l0 = DeterministicL0.from_arguments(args)
     assert (l0.alpha, l0.unit, l0.q) == (5, "feature", 4)
+    assert l0.base_input(torch.zeros(3, 7)).shape == (1, 14)
     with pytest.raises(ValueError, match="published"):
         VariableLambda.from_arguments(parser.parse_args(["--p", "0.7"]))
     with pytest.raises(ValueError, match="never exceed"):
