@@ -69,6 +69,10 @@ def column_noise(cert: ColumnSmoothing) -> Callable[[torch.Tensor, torch.Generat
     return noise
 
 
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(v, 4)
+
+
 def certified_curve(radii: np.ndarray, correct: np.ndarray, grid: np.ndarray) -> list[float]:
     return [float(np.mean(correct & (radii >= r))) for r in grid]
 
@@ -103,7 +107,7 @@ def run(out: Path, quick: bool) -> list[str]:
         passes = int(certs[0].counts.sum()) if cert.name != "column" else 8
         results[label] = {"unit": unit, "radii": radii.tolist(), "correct": correct.tolist(),
                           "clean_accuracy": float(correct.mean()),
-                          "median_certified": median_certified_robustness(radii, correct),
+                          "median_certified": _round(median_certified_robustness(radii, correct)),
                           "train_s": t1 - t0, "certify_s_per_input": (t2 - t1) / len(x_te), "passes": passes}
         lines.append(f"- {label}: clean accuracy {correct.mean():.3f}, median certified "
                      f"{results[label]['median_certified']} ({unit}), {(t2 - t1) / len(x_te) * 1e3:.1f} ms/input")
@@ -142,18 +146,21 @@ def run(out: Path, quick: bool) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(results), figsize=(4 * len(results), 3.4))
+    fig, axes = plt.subplots(2, 3, figsize=(12, 6.4))
+    axes = axes.flatten()
+    for ax in axes[len(results):]:
+        ax.axis("off")
     for ax, (label, r) in zip(axes, results.items()):
         radii, correct = np.array(r["radii"]), np.array(r["correct"])
         top = max(radii.max(), 1e-9)
         grid = np.linspace(0, top * 1.05, 200) if label.startswith(("DSSN", "variable")) else np.arange(0, top + 2)
         curve = certified_curve(radii, correct, grid)
         ax.step(grid, curve, where="post") if len(grid) < 50 else ax.plot(grid, curve)
-        ax.set_title(label, fontsize=8)
+        ax.set_title(label, fontsize=9)
+        ax.set_ylabel("certified accuracy")
         ax.set_xlabel(r["unit"])
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("certified accuracy")
     fig.suptitle(f"Deterministic certificates, digits test split ({len(y_te)} images, exact)", fontsize=10)
     fig.tight_layout()
     fig.savefig(out / "certified_accuracy.png", dpi=110)
