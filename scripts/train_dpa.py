@@ -9,7 +9,9 @@ skipped on re-runs. Base model i is trained with seed i on partition i only, sor
 normalisation statistics (thesis 7.2.2). SS-DPA first fits a PCA embedding on all (unlabelled) training samples,
 then trains a linear head per partition. Evaluation (once all k files exist) prints/saves clean accuracy, mean base
 accuracy and the median certified robustness under both conventions (strict, and Table 7.1's "1 + strict").
-Data: ``sklearn.datasets.load_digits`` (integer pixels 0..16); every 4th sample is the test set.
+Data: ``sklearn.datasets.load_digits`` (integer pixels 0..16; partitions hash/sort these integers); every 4th
+sample is the test set. The saved models take images x = pixels/16 of shape (B, 1, 8, 8) (or (B, 64)), as the
+certify CLI's digits data.
 TODO after merge: switch to the certification core's digits loader.
 """
 
@@ -57,7 +59,8 @@ def train_partition(x: np.ndarray, y: np.ndarray, index: int, k: int, mode: str,
         net = PartitionMLP(in_features, 10, hidden=0)
         for p in net.parameters():
             torch.nn.init.zeros_(p)
-        return PartitionModel(net, torch.zeros(in_features), torch.ones(in_features), projection, index, k, 10, mode)
+        return PartitionModel(net, torch.zeros(in_features), torch.ones(in_features), projection, index, k, 10, mode,
+                              input_scale=16.0)
     mean = feats.mean(0)
     std = feats.std(0, unbiased=False).clamp_min(1.0)  # per-partition statistics (thesis footnote 5)
     z = (feats - mean) / std
@@ -69,12 +72,12 @@ def train_partition(x: np.ndarray, y: np.ndarray, index: int, k: int, mode: str,
         loss = torch.nn.functional.cross_entropy(net(z), target)
         loss.backward()
         opt.step()
-    return PartitionModel(net, mean, std, projection, index, k, 10, mode)
+    return PartitionModel(net, mean, std, projection, index, k, 10, mode, input_scale=16.0)
 
 
 def evaluate(out: Path, x_test: np.ndarray, y_test: np.ndarray) -> dict:
     ens = PartitionEnsemble.load(out)
-    votes = ens.predict_all(torch.tensor(x_test, dtype=torch.float32))
+    votes = ens.predict_all(torch.tensor(x_test, dtype=torch.float32).reshape(-1, 1, 8, 8) / 16)
     pred, rho = certify_vote_matrix(votes, ens.num_classes)
     correct = pred == y_test
     summary = {
@@ -98,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stop", type=int, default=None, help="last partition index to train (exclusive; default k)")
     parser.add_argument("--epochs", type=int, default=200, help="full-batch Adam steps per base model")
     parser.add_argument("--hidden", type=int, default=64, help="DPA MLP hidden width (0 = linear); SS-DPA is linear")
-    parser.add_argument("--pca-dim", type=int, default=24, help="SS-DPA embedding dimension")
+    parser.add_argument("--pca-dim", type=int, default=10, help="SS-DPA embedding dimension")
     parser.add_argument("--no-eval", action="store_true", help="only train this shard")
     args = parser.parse_args(argv)
     k = args.partitions

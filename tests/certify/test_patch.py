@@ -159,3 +159,14 @@ def test_degenerate_models_and_cli():
         ColumnSmoothing(2, theta=1.5)
     with pytest.raises(ValueError, match="shape"):
         ColumnSmoothing(2).certify(const, torch.rand(3, 6))
+
+
+def test_digits_cli_factories_accept_raw_inputs():
+    from rlcert.certify.ablation_models import digits_bounds_cnn, digits_null_cnn
+
+    x = torch.rand(3, 1, 8, 8)
+    m = digits_null_cnn()
+    assert torch.allclose(m(x), m(encode_null(x)))
+    b = digits_bounds_cnn()
+    assert torch.allclose(b(x), b(torch.cat([x, x], 1)))
+    assert m(encode_null(x)).shape == (3, 10)
