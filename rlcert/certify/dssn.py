@@ -100,12 +100,14 @@ class DSSN(Certifier):
         return self.smooth(x, j)
 
     def _batches(self, levels: torch.Tensor, shape: torch.Size, device: torch.device):
-        v = self.offsets(levels.numel())
+        """Encoded inputs for all N outcomes, built on the classifier's device (integer arithmetic)."""
+        v = self.offsets(levels.numel()).to(device)
+        levels = levels.to(device)
         for start in range(0, self.n_splits, self.batch_size):
-            j = torch.arange(start, min(start + self.batch_size, self.n_splits)).reshape(-1, 1)
+            j = torch.arange(start, min(start + self.batch_size, self.n_splits), device=device).reshape(-1, 1)
             r = torch.remainder(j + v[None, :], self.n_splits)
             xt = dssn_midpoints_x4q(levels[None, :], r, self.n_splits, self.q).to(torch.float32) / (4 * self.q)
-            yield xt.reshape(len(j), *shape).to(device)
+            yield xt.reshape(len(j), *shape)
 
     def certify(self, classifier: Any, x: torch.Tensor) -> list[Certificate]:
         num_classes = self.num_classes or classifier.num_classes

@@ -101,9 +101,10 @@ class VariableLambda(Certifier):
         return self._offsets[d]
 
     def _encode(self, levels: torch.Tensor, b: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-        """levels (n, d) ints, sample indices b (n, 1) -> encoded inputs (n, 2C, ...) float32."""
-        idx = torch.remainder(b + self.offsets(levels.shape[1])[None, :], self.budget)
-        up2, lo2 = bounds_x2q(levels, self._widths[idx], self._rs[idx], self.q)
+        """levels (n, d) ints, sample indices b (n, 1) -> encoded inputs (n, 2C, ...) float32, on levels' device."""
+        dev = levels.device
+        idx = torch.remainder(b.to(dev) + self.offsets(levels.shape[1]).to(dev)[None, :], self.budget)
+        up2, lo2 = bounds_x2q(levels, self._widths.to(dev)[idx], self._rs.to(dev)[idx], self.q)
         up = (up2.float() / (2 * self.q)).reshape(len(b), *shape)
         lo = (lo2.float() / (2 * self.q)).reshape(len(b), *shape)
         return stack_upper_lower(up, lo)
@@ -122,9 +123,10 @@ class VariableLambda(Certifier):
         return self.encode(x, torch.randint(self.budget, (x.shape[0],), generator=generator))
 
     def _batches(self, levels: torch.Tensor, shape: tuple[int, ...], device: torch.device):
+        levels = levels.to(device)
         for start in range(0, self.budget, self.batch_size):
-            b = torch.arange(start, min(start + self.batch_size, self.budget)).reshape(-1, 1)
-            yield self._encode(levels[None, :].expand(len(b), -1), b, shape).to(device)
+            b = torch.arange(start, min(start + self.batch_size, self.budget), device=device).reshape(-1, 1)
+            yield self._encode(levels[None, :].expand(len(b), -1), b, shape)
 
     def radius(self, kbar: int) -> float:
         """Certified radius for Kbar: ``(alpha Kbar / B)^(1/p)`` (l_p) or ``Kbar / B`` (ECM units)."""
