@@ -149,24 +149,37 @@ class _PatchSmoothing(Certifier):
         add_argument_once(g, "--theta", type=float, default=None,
                           help="vote threshold: f_c = 1[softmax_c >= theta]; omit for top-1 votes")
         add_argument_once(g, "--stride", type=int, default=1, help="evaluate every stride-th position (default 1)")
+        add_argument_once(g, "--orientation", choices=["columns", "rows"], default="columns",
+                          help="column smoothing: bands of columns (default) or of rows")
 
 
 @register
 class ColumnSmoothing(_PatchSmoothing):
-    """Column (band) smoothing: w band positions, ``K = m + s - 1`` (stride 1)."""
+    """Column (band) smoothing: w band positions, ``K = m + s - 1`` (stride 1). ``orientation="rows"`` uses
+    bands of s full-width rows instead (h positions; Table E.4)."""
 
     name = "column"
 
+    def __init__(self, size: int, theta: float | None = None, stride: int = 1, batch_size: int = 1024,
+                 num_classes: int | None = None, orientation: str = "columns") -> None:
+        super().__init__(size, theta=theta, stride=stride, batch_size=batch_size, num_classes=num_classes)
+        if orientation not in ("columns", "rows"):
+            raise ValueError(f"orientation must be 'columns' or 'rows', got {orientation!r}")
+        self.orientation = orientation
+
     def masks(self, h: int, w: int) -> torch.Tensor:
+        if self.orientation == "rows":
+            rows = axis_masks(h, self.size, self.stride)  # (P, h)
+            return rows[:, None, :, None].expand(-1, 1, h, w).contiguous()
         cols = axis_masks(w, self.size, self.stride)  # (P, w)
         return cols[:, None, None, :].expand(-1, 1, h, w).contiguous()
 
     def affected(self, h: int, w: int, m: int) -> int:
-        return affected_on_axis(w, self.size, self.stride, m)
+        return affected_on_axis(h if self.orientation == "rows" else w, self.size, self.stride, m)
 
     @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> ColumnSmoothing:
-        return cls(args.band_width, theta=args.theta, stride=args.stride,
+        return cls(args.band_width, theta=args.theta, stride=args.stride, orientation=args.orientation,
                    batch_size=getattr(args, "batch", None) or 1024)
 
 

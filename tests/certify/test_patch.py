@@ -170,3 +170,24 @@ def test_digits_cli_factories_accept_raw_inputs():
     b = digits_bounds_cnn()
     assert torch.allclose(b(x), b(torch.cat([x, x], 1)))
     assert m(encode_null(x)).shape == (3, 10)
+
+
+def test_row_smoothing_is_transposed_column_smoothing():
+    gen = torch.Generator().manual_seed(3)
+    w = torch.randn(2 * 5 * 7, 4, generator=gen)
+    x = torch.rand(6, 1, 5, 7, generator=gen)
+
+    def model(z):
+        return z.flatten(1) @ w
+
+    def model_t(z):  # the same function of the transposed image
+        return z.transpose(2, 3).flatten(1) @ w
+
+    rows = ColumnSmoothing(2, orientation="rows").certify(BaseClassifier(model, 4), x)
+    cols = ColumnSmoothing(2).certify(BaseClassifier(model_t, 4), x.transpose(2, 3))
+    for a, b in zip(rows, cols):
+        assert (a.prediction, a.radius) == (b.prediction, b.radius)
+        assert np.array_equal(a.counts, b.counts)
+    assert ColumnSmoothing(2, orientation="rows").affected(5, 9, 3) == 4
+    with pytest.raises(ValueError, match="orientation"):
+        ColumnSmoothing(2, orientation="diagonal")
