@@ -14,11 +14,18 @@ maximum over patch positions, computed by enumeration -- and each changed evalua
 at most 1. So if ``n_c >= max_{c'!=c}(n_c' + 1[c' < c]) + 2 K(m)`` then every ``x'`` that differs from ``x`` only
 inside one m x m patch (any location inside the image, any content) has ``g(x') = c``. The certificate's
 ``radius`` is the largest such patch side m (0: none), ``norm = "patch"``.
+
+Multi-band / multi-block (App. E.4, ``retain = kappa > 1``): the image is cut into G grid-aligned units (bands
+``[g s, (g + 1) s)`` or s x s blocks, no wrap-around) and every one of the ``C(G, kappa)`` unit subsets is
+evaluated; a patch meeting at most A units changes at most ``K = C(G, kappa) - C(G - A, kappa)`` evaluations.
+``orientation="rows"`` (column smoothing only) uses bands of rows (Table E.4).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import math
 from typing import Any
 
 import numpy as np
@@ -49,13 +56,24 @@ def axis_masks(size: int, width: int, stride: int) -> torch.Tensor:
     return torch.from_numpy(m)
 
 
+def grid_axis_masks(size: int, width: int) -> torch.Tensor:
+    """(G, size) masks of the grid-aligned units [g s, min((g + 1) s, size)), G = ceil(size / s) (App. E.4)."""
+    starts = np.arange(0, size, width)
+    m = np.zeros((len(starts), size), dtype=np.float32)
+    for g, a in enumerate(starts):
+        m[g, a:a + width] = 1.0
+    return torch.from_numpy(m)
+
+
+def max_meeting(masks: torch.Tensor, m: int) -> int:
+    """Max over patch offsets a in [0, size - m] of the number of (P, size) windows meeting [a, a + m)."""
+    mb = masks.numpy().astype(bool)
+    return max(int(mb[:, a:a + m].any(1).sum()) for a in range(mb.shape[1] - m + 1))
+
+
 def affected_on_axis(size: int, width: int, stride: int, m: int) -> int:
-    """Max over patch offsets a in [0, size - m] of the number of windows meeting the patch [a, a + m)."""
-    masks = axis_masks(size, width, stride).numpy().astype(bool)
-    best = 0
-    for a in range(size - m + 1):
-        best = max(best, int(masks[:, a:a + m].any(1).sum()))
-    return best
+    """Max over patch offsets a in [0, size - m] of the number of wrap-around windows meeting the patch [a, a + m)."""
+    return max_meeting(axis_masks(size, width, stride), m)
 
 
 def _votes(classifier: Any, batch: torch.Tensor, theta: float | None, num_classes: int) -> torch.Tensor:
@@ -76,7 +94,12 @@ class _PatchSmoothing(Certifier):
     norm = "patch"
 
     def __init__(self, size: int, theta: float | None = None, stride: int = 1, batch_size: int = 1024,
-                 num_classes: int | None = None) -> None:
+                 num_classes: int | None = None, retain: int = 1) -> None:
+        if not isinstance(retain, int) or retain < 1:
+            raise ValueError(f"retain (kappa, units kept per evaluation) must be an integer >= 1, got {retain!r}")
+        if retain > 1 and stride != 1:
+            raise ValueError("stride must be 1 when retain > 1 (multi-band/block uses grid-aligned units)")
+        self.retain = retain
         if not isinstance(size, int) or size < 1:
             raise ValueError(f"band/block size s must be an integer >= 1, got {size!r}")
         if theta is not None and not (0.0 < theta <= 1.0):
@@ -87,13 +110,40 @@ class _PatchSmoothing(Certifier):
         self.batch_size = check_batch_size(batch_size)
         self.num_classes = num_classes
 
-    def masks(self, h: int, w: int) -> torch.Tensor:
-        """(P, 1, h, w) 0/1 masks of all retained regions, in evaluation order."""
+    def window_masks(self, h: int, w: int) -> torch.Tensor:
+        """(P, 1, h, w) masks of the single wrap-around bands/blocks (retain = 1)."""
         raise NotImplementedError
 
-    def affected(self, h: int, w: int, m: int) -> int:
-        """K(m): the most base evaluations one m x m patch inside an h x w image can change."""
+    def window_affected(self, h: int, w: int, m: int) -> int:
         raise NotImplementedError
+
+    def unit_masks(self, h: int, w: int) -> torch.Tensor:
+        """(G, 1, h, w) masks of the grid-aligned units (retain > 1)."""
+        raise NotImplementedError
+
+    def units_touched(self, h: int, w: int, m: int) -> int:
+        """A(m): the most grid-aligned units one m x m patch can meet."""
+        raise NotImplementedError
+
+    def masks(self, h: int, w: int) -> torch.Tensor:
+        """(P, 1, h, w) 0/1 masks of all retained regions, in evaluation order (all C(G, kappa) unit subsets when
+        retain = kappa > 1)."""
+        if self.retain == 1:
+            return self.window_masks(h, w)
+        units = self.unit_masks(h, w)
+        if self.retain > len(units):
+            raise ValueError(f"retain must be <= the number of units G = {len(units)}, got {self.retain}")
+        combos = torch.tensor(list(itertools.combinations(range(len(units)), self.retain)))
+        return units[combos].sum(1).clamp(max=1.0)
+
+    def affected(self, h: int, w: int, m: int) -> int:
+        """K(m): the most base evaluations one m x m patch inside an h x w image can change
+        (retain > 1: C(G, kappa) - C(G - A, kappa), App. E.4)."""
+        if self.retain == 1:
+            return self.window_affected(h, w, m)
+        g = len(self.unit_masks(h, w))
+        a = self.units_touched(h, w, m)
+        return math.comb(g, self.retain) - math.comb(g - a, self.retain)
 
     def _check_shape(self, x: torch.Tensor) -> tuple[int, int]:
         if x.ndim != 4:
@@ -149,6 +199,8 @@ class _PatchSmoothing(Certifier):
         add_argument_once(g, "--theta", type=float, default=None,
                           help="vote threshold: f_c = 1[softmax_c >= theta]; omit for top-1 votes")
         add_argument_once(g, "--stride", type=int, default=1, help="evaluate every stride-th position (default 1)")
+        add_argument_once(g, "--retain", type=int, default=1,
+                          help="kappa grid-aligned bands/blocks kept per evaluation (App. E.4; default 1)")
         add_argument_once(g, "--orientation", choices=["columns", "rows"], default="columns",
                           help="column smoothing: bands of columns (default) or of rows")
 
@@ -161,25 +213,35 @@ class ColumnSmoothing(_PatchSmoothing):
     name = "column"
 
     def __init__(self, size: int, theta: float | None = None, stride: int = 1, batch_size: int = 1024,
-                 num_classes: int | None = None, orientation: str = "columns") -> None:
-        super().__init__(size, theta=theta, stride=stride, batch_size=batch_size, num_classes=num_classes)
+                 num_classes: int | None = None, orientation: str = "columns", retain: int = 1) -> None:
+        super().__init__(size, theta=theta, stride=stride, batch_size=batch_size, num_classes=num_classes,
+                         retain=retain)
         if orientation not in ("columns", "rows"):
             raise ValueError(f"orientation must be 'columns' or 'rows', got {orientation!r}")
         self.orientation = orientation
 
-    def masks(self, h: int, w: int) -> torch.Tensor:
+    def window_masks(self, h: int, w: int) -> torch.Tensor:
         if self.orientation == "rows":
             rows = axis_masks(h, self.size, self.stride)  # (P, h)
             return rows[:, None, :, None].expand(-1, 1, h, w).contiguous()
         cols = axis_masks(w, self.size, self.stride)  # (P, w)
         return cols[:, None, None, :].expand(-1, 1, h, w).contiguous()
 
-    def affected(self, h: int, w: int, m: int) -> int:
+    def window_affected(self, h: int, w: int, m: int) -> int:
         return affected_on_axis(h if self.orientation == "rows" else w, self.size, self.stride, m)
+
+    def unit_masks(self, h: int, w: int) -> torch.Tensor:
+        if self.orientation == "rows":
+            return grid_axis_masks(h, self.size)[:, None, :, None].expand(-1, 1, h, w).contiguous()
+        return grid_axis_masks(w, self.size)[:, None, None, :].expand(-1, 1, h, w).contiguous()
+
+    def units_touched(self, h: int, w: int, m: int) -> int:
+        return max_meeting(grid_axis_masks(h if self.orientation == "rows" else w, self.size), m)
 
     @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> ColumnSmoothing:
         return cls(args.band_width, theta=args.theta, stride=args.stride, orientation=args.orientation,
+                   retain=getattr(args, "retain", 1),
                    batch_size=getattr(args, "batch", None) or 1024)
 
 
@@ -189,16 +251,23 @@ class BlockSmoothing(_PatchSmoothing):
 
     name = "block"
 
-    def masks(self, h: int, w: int) -> torch.Tensor:
+    def window_masks(self, h: int, w: int) -> torch.Tensor:
         rows = axis_masks(h, self.size, self.stride)  # (Py, h)
         cols = axis_masks(w, self.size, self.stride)  # (Px, w)
         m = rows[:, None, :, None] * cols[None, :, None, :]  # (Py, Px, h, w)
         return m.reshape(-1, 1, h, w)
 
-    def affected(self, h: int, w: int, m: int) -> int:
-        return (affected_on_axis(h, self.size, self.stride, m) * affected_on_axis(w, self.size, self.stride, m))
+    def window_affected(self, h: int, w: int, m: int) -> int:
+        return affected_on_axis(h, self.size, self.stride, m) * affected_on_axis(w, self.size, self.stride, m)
+
+    def unit_masks(self, h: int, w: int) -> torch.Tensor:
+        rows, cols = grid_axis_masks(h, self.size), grid_axis_masks(w, self.size)
+        return (rows[:, None, :, None] * cols[None, :, None, :]).reshape(-1, 1, h, w)
+
+    def units_touched(self, h: int, w: int, m: int) -> int:
+        return max_meeting(grid_axis_masks(h, self.size), m) * max_meeting(grid_axis_masks(w, self.size), m)
 
     @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> BlockSmoothing:
-        return cls(args.block_size, theta=args.theta, stride=args.stride,
+        return cls(args.block_size, theta=args.theta, stride=args.stride, retain=getattr(args, "retain", 1),
                    batch_size=getattr(args, "batch", None) or 1024)

@@ -2,6 +2,7 @@
 
 import argparse
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -191,3 +192,42 @@ def test_row_smoothing_is_transposed_column_smoothing():
     assert ColumnSmoothing(2, orientation="rows").affected(5, 9, 3) == 4
     with pytest.raises(ValueError, match="orientation"):
         ColumnSmoothing(2, orientation="diagonal")
+
+
+def test_multi_band_and_block_counting():
+    # App. E.4: a 5x5 patch with s = 4 touches exactly 4 grid blocks wherever it is
+    blk = BlockSmoothing(4, retain=2)
+    assert blk.units_touched(16, 16, 5) == 4
+    g = 16
+    assert blk.affected(16, 16, 5) == math.comb(g, 2) - math.comb(g - 4, 2)
+    assert blk.masks(16, 16).shape == (math.comb(g, 2), 1, 16, 16)
+    assert torch.all(blk.masks(16, 16).sum((1, 2, 3)) == 32)  # two 4x4 blocks each
+    col = ColumnSmoothing(3, retain=2)  # 10 columns -> G = 4 units (3, 3, 3, 1 columns)
+    assert col.masks(3, 10).shape == (6, 1, 3, 10)
+    # exact K by brute force over patch positions and all subsets
+    for m in range(1, 4):
+        units = col.unit_masks(3, 10)[:, 0, 0].bool()
+        subsets = list(itertools.combinations(range(len(units)), 2))
+        want = max(sum(any(units[u, a:a + m].any() for u in sub) for sub in subsets) for a in range(10 - m + 1))
+        assert col.affected(3, 10, m) == want
+    with pytest.raises(ValueError, match="stride"):
+        ColumnSmoothing(2, retain=2, stride=2)
+    with pytest.raises(ValueError, match="retain"):
+        ColumnSmoothing(3, retain=5).certify(
+            BaseClassifier(lambda z: torch.zeros(z.shape[0], dtype=torch.long), 2, returns="labels"),
+            torch.rand(1, 1, 3, 10))
+
+
+def test_multi_band_exhaustive_soundness():
+    rng = np.random.default_rng(4)
+    h, w, num_classes = 3, 8, 3
+    table = torch.zeros(h * w + 1, h * w + 1, num_classes, dtype=torch.int64)
+    for white in range(h * w + 1):
+        for vis in range(1, h * w + 1):
+            table[white, vis, int(3 * white > vis) + int(3 * white > 2 * vis)] = 1
+    clf = _table_voter(table, num_classes)
+    cert = ColumnSmoothing(1, retain=2)  # G = 8 units, 28 evaluations, K(m) = C(8,2) - C(8-m,2)
+    images = _structured_images(rng, 40, h, w, p_keep=0.9)
+    res, checks, violations = _check_patch_soundness(cert, images, clf, rng=rng)
+    assert violations == 0 and checks > 100
+    assert all(int(c.counts.sum()) == 28 for c in res)
