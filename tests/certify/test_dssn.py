@@ -138,3 +138,20 @@ def test_off_grid_input_rejected_and_cli_arguments():
     # constant classifier: unanimous class 0 -> floor(N/2)/q
     (c,) = built.certify(clf, torch.tensor([[0.25, 0.5]]))
     assert c.prediction == 0 and c.radius == 2 / 4
+
+
+def test_soft_lipschitz_of_the_coupling():
+    """Spec 9.2.3(i): for any f into [0, 1] (random table on x~), p(x) = mean_j f(x~_j) is q/N-Lipschitz in l1."""
+    rng = np.random.default_rng(5)
+    q, d = 4, 2
+    grid = _all_grid(q, d)
+    levels = np.round(grid.numpy() * q).astype(int)
+    dist = np.abs(levels[:, None, :] - levels[None, :, :]).sum(-1) / q
+    for n_split in (1, 3, 5, 8):
+        cert = DSSN(lam=n_split / (2 * q), q=q, seed=n_split)
+        table = torch.from_numpy(rng.random((4 * q + 1,) * d))
+        p = np.zeros(len(grid))
+        for j in range(n_split):
+            idx = torch.round(cert.smooth(grid, j) * 4 * q).long()
+            p += table[tuple(idx.T)].numpy() / n_split
+        assert np.all(np.abs(p[:, None] - p[None, :]) <= dist * q / n_split + 1e-12)

@@ -60,6 +60,9 @@ def test_published_designs(key, p, used):
 
 
 def test_real_valued_distribution_matches_g():
+    # p = 1, alpha = 3 is Theorem 4.1 (Lambda = 1 w.p. 1/alpha, else inf): Pr^split(z) = z / alpha
+    v, p_inf = real_valued_distribution(power_ecm(1.0, alpha=3.0), 9)
+    assert np.allclose(v[1:9], 0) and abs(v[9] - 1 / 3) < 1e-12 and abs(p_inf - 2 / 3) < 1e-12
     for g in (power_ecm(0.5), power_ecm(1 / 3), power_ecm(0.5, alpha=2.0), lambda z: 1 - (1 - np.asarray(z)) ** 2):
         q = 12
         v, p_inf = real_valued_distribution(g, q)
