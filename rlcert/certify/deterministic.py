@@ -53,3 +53,25 @@ def add_argument_once(parser: Any, *flags: str, **kwargs: Any) -> None:
     if any(f in existing for f in flags):
         return
     parser.add_argument(*flags, **kwargs)
+
+
+def enumerate_counts(classifier: Any, levels: torch.Tensor, n_outcomes: int, batch_size: int, num_classes: int,
+                     encode: Any) -> np.ndarray:
+    """Vote counts (n, num_classes) of every input row of ``levels`` (n, d) over all ``n_outcomes`` outcomes.
+
+    The (input, outcome) pairs are flattened and evaluated ``batch_size`` at a time (several inputs share a forward
+    pass when there are few outcomes). ``encode(rows (r, d), outcome (r, 1))`` builds the r base inputs; both
+    arguments live on the classifier's device."""
+    device = device_of(classifier)
+    levels = levels.to(device)
+    n = levels.shape[0]
+    total = n * n_outcomes
+    counts = torch.zeros(n, num_classes, dtype=torch.int64)
+    for start in range(0, total, batch_size):
+        flat = torch.arange(start, min(start + batch_size, total), device=device)
+        ii, oo = flat // n_outcomes, flat % n_outcomes
+        labels = classifier.predict(encode(levels[ii], oo[:, None])).long().cpu()
+        if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
+            raise ValueError(f"base classifier returned labels outside [0, {num_classes})")
+        counts.index_put_((ii.cpu(), labels), torch.ones_like(labels), accumulate=True)
+    return counts.numpy()

@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 from rlcert.certify.base import Certifier
-from rlcert.certify.deterministic import add_argument_once, check_batch_size, count_votes, device_of, quantise
+from rlcert.certify.deterministic import add_argument_once, check_batch_size, device_of, enumerate_counts, quantise
 from rlcert.certify.registry import register
 from rlcert.certify.result import Certificate
-from rlcert.certify.votes import vote_certificate
+from rlcert.certify.votes import vote_certificates
 
 
 def num_splits(lam: float, q: int) -> int:
@@ -99,26 +99,20 @@ class DSSN(Certifier):
         j = torch.randint(self.n_splits, (x.shape[0],), generator=generator)
         return self.smooth(x, j)
 
-    def _batches(self, levels: torch.Tensor, shape: torch.Size, device: torch.device):
-        """Encoded inputs for all N outcomes, built on the classifier's device (integer arithmetic)."""
-        v = self.offsets(levels.numel()).to(device)
-        levels = levels.to(device)
-        for start in range(0, self.n_splits, self.batch_size):
-            j = torch.arange(start, min(start + self.batch_size, self.n_splits), device=device).reshape(-1, 1)
-            r = torch.remainder(j + v[None, :], self.n_splits)
-            xt = dssn_midpoints_x4q(levels[None, :], r, self.n_splits, self.q).to(torch.float32) / (4 * self.q)
-            yield xt.reshape(len(j), *shape)
-
     def certify(self, classifier: Any, x: torch.Tensor) -> list[Certificate]:
         num_classes = self.num_classes or classifier.num_classes
         levels = quantise(x, self.q).flatten(1).cpu()
-        out = []
-        for i in range(x.shape[0]):
-            counts = count_votes(classifier, self._batches(levels[i], x.shape[1:], device_of(classifier)),
-                                 num_classes)
-            pred, kbar = vote_certificate(counts)
-            out.append(Certificate(pred, kbar / self.q, self.norm, None, counts))
-        return out
+        v = self.offsets(levels.shape[1]).to(device_of(classifier))
+        shape = tuple(x.shape[1:])
+
+        def encode(rows: torch.Tensor, j: torch.Tensor) -> torch.Tensor:  # integer bins on the device
+            r = torch.remainder(j + v[None, :], self.n_splits)
+            xt = dssn_midpoints_x4q(rows, r, self.n_splits, self.q).to(torch.float32) / (4 * self.q)
+            return xt.reshape(len(rows), *shape)
+
+        counts = enumerate_counts(classifier, levels, self.n_splits, self.batch_size, num_classes, encode)
+        preds, kbars = vote_certificates(counts)
+        return [Certificate(int(p), int(k) / self.q, self.norm, None, c) for p, k, c in zip(preds, kbars, counts)]
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:

@@ -31,11 +31,18 @@ import numpy as np
 import torch
 
 from rlcert.certify.base import Certifier
-from rlcert.certify.deterministic import add_argument_once, check_batch_size, count_votes, device_of, quantise
+from rlcert.certify.deterministic import (
+    add_argument_once,
+    check_batch_size,
+    count_votes,
+    device_of,
+    enumerate_counts,
+    quantise,
+)
 from rlcert.certify.lambda_design import PUBLISHED_WEIGHTS, LambdaDesign, milp_design, power_ecm
 from rlcert.certify.registry import register
 from rlcert.certify.result import Certificate
-from rlcert.certify.votes import vote_certificate
+from rlcert.certify.votes import vote_certificate, vote_certificates
 
 
 def cyclic_offsets(d: int, budget: int, seed: int = 0) -> np.ndarray:
@@ -122,12 +129,6 @@ class VariableLambda(Certifier):
         """Training noise: one random outcome index per sample (same L and v as at test time)."""
         return self.encode(x, torch.randint(self.budget, (x.shape[0],), generator=generator))
 
-    def _batches(self, levels: torch.Tensor, shape: tuple[int, ...], device: torch.device):
-        levels = levels.to(device)
-        for start in range(0, self.budget, self.batch_size):
-            b = torch.arange(start, min(start + self.batch_size, self.budget), device=device).reshape(-1, 1)
-            yield self._encode(levels[None, :].expand(len(b), -1), b, shape)
-
     def radius(self, kbar: int) -> float:
         """Certified radius for Kbar: ``(alpha Kbar / B)^(1/p)`` (l_p) or ``Kbar / B`` (ECM units)."""
         if self.p is None:
@@ -142,13 +143,11 @@ class VariableLambda(Certifier):
     def certify(self, classifier: Any, x: torch.Tensor) -> list[Certificate]:
         num_classes = self.num_classes or classifier.num_classes
         levels = quantise(x, self.q).flatten(1).cpu()
-        out = []
-        for i in range(x.shape[0]):
-            counts = count_votes(classifier, self._batches(levels[i], tuple(x.shape[1:]), device_of(classifier)),
-                                 num_classes)
-            pred, kbar = vote_certificate(counts)
-            out.append(Certificate(pred, self.radius(kbar), self.norm, None, counts))
-        return out
+        shape = tuple(x.shape[1:])
+        counts = enumerate_counts(classifier, levels, self.budget, self.batch_size, num_classes,
+                                  lambda rows, b: self._encode(rows, b, shape))
+        preds, kbars = vote_certificates(counts)
+        return [Certificate(int(p), self.radius(int(k)), self.norm, None, c) for p, k, c in zip(preds, kbars, counts)]
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
