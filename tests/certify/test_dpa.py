@@ -157,3 +157,25 @@ def test_certifier_on_ensemble():
     assert c.norm == "label-flip" and c.radius == 1.0
     with pytest.raises(ValueError, match="PartitionEnsemble"):
         DPA().certify(None, torch.zeros(1, 4))
+
+
+def test_partition_model_roundtrip_and_incomplete_folder(tmp_path):
+    from rlcert.certify.ablation_models import PartitionMLP, PartitionModel
+
+    torch.manual_seed(0)
+    k = 3
+    for i in range(k):
+        net = PartitionMLP(4, 3, hidden=5 if i else 0)
+        PartitionModel(net, torch.zeros(4), torch.ones(4), None, i, k, 3, "dpa", input_scale=2.0).save(
+            tmp_path / f"partition_{i:05d}.pt")
+    ens = PartitionEnsemble.load(tmp_path)
+    x = torch.rand(5, 4)
+    votes = ens.predict_all(x)
+    assert votes.shape == (5, 3)
+    assert np.array_equal(votes[:, 0], ens.members[0].net(x * 2.0).argmax(1).numpy())
+    assert not list(tmp_path.glob("*.tmp"))  # atomic writes leave no temporaries
+    (tmp_path / "partition_00001.pt").unlink()
+    with pytest.raises(ValueError, match="partition models"):
+        PartitionEnsemble.load(tmp_path)
+    with pytest.raises(ValueError, match="no partition"):
+        PartitionEnsemble.load(tmp_path / "empty")
