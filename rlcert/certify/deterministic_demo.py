@@ -109,8 +109,9 @@ def run(out: Path, quick: bool) -> list[str]:
                           "clean_accuracy": float(correct.mean()),
                           "median_certified": _round(median_certified_robustness(radii, correct)),
                           "train_s": t1 - t0, "certify_s_per_input": (t2 - t1) / len(x_te), "passes": passes}
+        med = results[label]["median_certified"]
         lines.append(f"- {label}: clean accuracy {correct.mean():.3f}, median certified "
-                     f"{results[label]['median_certified']} ({unit}), {(t2 - t1) / len(x_te) * 1e3:.1f} ms/input")
+                     f"{'N/A' if med is None else med} ({unit}), {(t2 - t1) / len(x_te) * 1e3:.1f} ms/input")
 
     # DPA on the flat integer digits with a per-partition 1-NN-free tiny linear learner (deterministic, seed = i)
     t0 = time.perf_counter()
