@@ -16,6 +16,7 @@ from pathlib import Path
 SECTIONS = [
     ("Environments", "rlcert.envs.demo:run"),
     ("Certification", "rlcert.certify.demo:run"),
+    ("Deterministic certificates", "rlcert.certify.deterministic_demo:run"),
 ]
 
 

@@ -1,9 +1,10 @@
 """Certified robustness by randomized smoothing: one API (``Certifier`` -> ``Certificate``), many noises.
 
-Importing this package registers every certifier for the CLI's ``--method``.
+Importing this package registers every certifier for the CLI's ``--method``: randomized (gaussian, laplace,
+uniform, ssn) and deterministic (dssn, variable-lambda, deterministic-l0, column, block, dpa, ssdpa).
 """
 
-from rlcert.certify import gaussian, laplace, ssn, uniform  # noqa: F401  (register the methods)
+from rlcert.certify import dpa, dssn, gaussian, laplace, patch, ssn, uniform, variable_lambda  # noqa: F401
 from rlcert.certify.base import Certifier
 from rlcert.certify.classifier import BaseClassifier
 from rlcert.certify.gaussian import GaussianCertifier

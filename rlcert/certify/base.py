@@ -27,6 +27,17 @@ class Certifier(abc.ABC):
         indices) so that an input's certificate does not depend on the batch it was certified in.
         """
 
+    def base_input(self, x: torch.Tensor) -> torch.Tensor:
+        """An example of what the base classifier is fed for inputs ``x`` (default: ``x`` itself). Certifiers that
+        re-encode inputs (NULL channels, [upper, lower] bounds) override this so callers can probe a model's
+        input shape before certifying."""
+        return x
+
+    def base_classifier(self) -> Any | None:
+        """A base classifier the certifier brings itself (e.g. DPA's partition ensemble loaded from its own
+        flags), or None (default) when the caller supplies one (e.g. the CLI's ``--model``)."""
+        return None
+
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         """Add this method's own CLI flags (none by default). Shared flags live in the CLI."""
