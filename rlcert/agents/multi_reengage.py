@@ -73,29 +73,12 @@ class MultiReenGAGETD3(_GateGradientMixin, TD3):
         for _ in range(gradient_steps):
             self._n_updates += 1
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
-            discounts = data.discounts if data.discounts is not None else self.gamma
-            obs, next_obs, not_done = data.observations, data.next_observations, 1 - data.dones
             noise = data.actions.clone().data.normal_(0, self.target_policy_noise)
             noise = noise.clamp(-self.target_noise_clip, self.target_noise_clip)
-
-            target_value = functools.partial(self._target_value, next_obs, noise=noise)
-            next_gates = next_obs["desired_goal"][..., 0]
-            if self.alpha > 0:
-                next_q, next_grad = target_gate_gradient(target_value, next_gates)
-            else:
-                with torch.no_grad():
-                    next_q = target_value(next_gates)
-            target_q = (data.rewards + not_done * discounts * next_q.reshape(-1, 1)).detach()
-
-            gates = obs["desired_goal"][..., 0].clone().requires_grad_(self.alpha > 0)
-            current_q = self.critic.heads(obs, self.critic.embed(obs, gates), data.actions)
-            critic_loss = sum(F.mse_loss(q, target_q) for q in current_q)
+            critic_loss, gate_loss = self.critic_losses(data, noise, with_gate_loss=self.alpha > 0)
             critic_losses.append(critic_loss.item())
             loss = critic_loss
-            if self.alpha > 0:
-                grad_target = gate_gradient_target(self._item_rewards(next_obs), next_gates, next_grad, not_done,
-                                                   discounts)
-                gate_loss = sum(gate_gradient_loss(q_gate_gradient(q, gates), grad_target) for q in current_q)
+            if gate_loss is not None:
                 gate_losses.append(gate_loss.item())
                 loss = critic_loss + self.alpha * gate_loss
             self.critic.optimizer.zero_grad()
@@ -103,7 +86,7 @@ class MultiReenGAGETD3(_GateGradientMixin, TD3):
             self.critic.optimizer.step()
 
             if self._n_updates % self.policy_delay == 0:
-                actor_loss = self._actor_loss(obs)
+                actor_loss = self._actor_loss(data.observations)
                 actor_losses.append(actor_loss.item())
                 self.actor.optimizer.zero_grad()
                 actor_loss.backward()
@@ -119,6 +102,31 @@ class MultiReenGAGETD3(_GateGradientMixin, TD3):
         self.logger.record("train/critic_loss", np.mean(critic_losses))
         if gate_losses:
             self.logger.record("train/gate_gradient_loss", np.mean(gate_losses))
+
+    def critic_losses(self, data: Any, noise: torch.Tensor,
+                      with_gate_loss: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(TD loss summed over critics, gate-gradient loss summed over critics or None) on a replay batch.
+
+        ``noise`` (B, A) is the (clipped) target-policy smoothing noise; the gate loss is unweighted (no alpha).
+        """
+        discounts = data.discounts if data.discounts is not None else self.gamma
+        obs, next_obs, not_done = data.observations, data.next_observations, 1 - data.dones
+        target_value = functools.partial(self._target_value, next_obs, noise=noise)
+        next_gates = next_obs["desired_goal"][..., 0]
+        if with_gate_loss:
+            next_q, next_grad = target_gate_gradient(target_value, next_gates)
+        else:
+            with torch.no_grad():
+                next_q = target_value(next_gates)
+        target_q = (data.rewards + not_done * discounts * next_q.reshape(-1, 1)).detach()
+
+        gates = obs["desired_goal"][..., 0].clone().requires_grad_(with_gate_loss)
+        current_q = self.critic.heads(obs, self.critic.embed(obs, gates), data.actions)
+        critic_loss = sum(F.mse_loss(q, target_q) for q in current_q)
+        if not with_gate_loss:
+            return critic_loss, None
+        grad_target = gate_gradient_target(self._item_rewards(next_obs), next_gates, next_grad, not_done, discounts)
+        return critic_loss, sum(gate_gradient_loss(q_gate_gradient(q, gates), grad_target) for q in current_q)
 
     def _target_value(self, next_obs: dict[str, torch.Tensor], b: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """min_j Q'_j(s', clamp(pi'(s', b) + noise), b) (B,): the total dependence on the gates b (B, n)."""
@@ -144,6 +152,7 @@ class MultiReenGAGEDDPG(_GateGradientMixin, DDPG):
         super().__init__(*args, **kwargs)
 
     train = MultiReenGAGETD3.train
+    critic_losses = MultiReenGAGETD3.critic_losses
     _target_value = MultiReenGAGETD3._target_value
     _actor_loss = MultiReenGAGETD3._actor_loss
 
