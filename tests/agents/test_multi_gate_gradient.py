@@ -84,3 +84,24 @@ def test_reward_gate_gradient_is_twice_item_reward_and_matches_env_reward():
         minus[real, i, 0] -= eps
         fd = (goal_set_reward(ag, plus) - goal_set_reward(ag, minus)) / (2 * eps)
         np.testing.assert_allclose(fd[real], grad.numpy()[real, i], atol=1e-9)
+
+
+def test_sac_target_gate_gradient_through_reparameterised_action_and_entropy():
+    from rlcert.agents.deepsets import DeepSetsSACPolicy
+    from rlcert.agents.multi_reengage import MultiReenGAGESAC
+
+    model = MultiReenGAGESAC(DeepSetsSACPolicy, noisy_env(), alpha=0.1, seed=0, policy_kwargs=SMALL)
+    model.policy.double()
+    obs, gates = goal_set_batch(seed=8), goal_set_batch(seed=8)["desired_goal"][..., 0]
+
+    def value(b, ent_coef=0.5):
+        torch.manual_seed(0)  # the same reparameterisation noise for every evaluation
+        return model._target_value(obs, b, torch.tensor(ent_coef, dtype=torch.float64))
+
+    _, grad = target_gate_gradient(value, gates)
+    with torch.no_grad():
+        fd = _fd_gate_gradient(value, gates)
+    torch.testing.assert_close(grad, fd, atol=1e-6, rtol=1e-5)
+    _, grad_no_entropy = target_gate_gradient(lambda b: value(b, 0.0), gates)
+    assert (grad - grad_no_entropy).abs().max() > 1e-4  # the entropy term depends on the gates too
+    assert torch.all(grad[gates == 0] == 0)
