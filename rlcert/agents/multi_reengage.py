@@ -59,11 +59,13 @@ class _GateGradientMixin:
 
 
 class MultiReenGAGETD3(_GateGradientMixin, TD3):
-    """TD3 with the Multi-ReenGAGE critic loss (``alpha``; see module docstring)."""
+    """TD3 with the Multi-ReenGAGE critic loss (``alpha``; see module docstring); two critics unless
+    ``policy_kwargs["n_critics"]`` says otherwise."""
 
     def __init__(self, *args: Any, alpha: float = 0.05, item_reward_fn: ItemRewardFn | None = None,
                  **kwargs: Any) -> None:
         self._init_gate_gradient(alpha, item_reward_fn)
+        kwargs["policy_kwargs"] = {"n_critics": 2, **(kwargs.get("policy_kwargs") or {})}
         super().__init__(*args, **kwargs)
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:

@@ -91,3 +91,12 @@ def test_non_goal_set_env_rejected():
 
     with pytest.raises(ValueError, match="desired_goal"):
         MultiReenGAGEDDPG(DeepSetsTD3Policy, gym.make("rlcert/ContinuousSeek-v0"), **COMMON)
+
+
+def test_critic_counts_follow_sb3_defaults():
+    small = {k: v for k, v in COMMON.items() if k != "policy_kwargs"}
+    assert len(MultiReenGAGEDDPG(DeepSetsTD3Policy, noisy_env(), **small).critic.q_networks) == 1
+    assert len(MultiReenGAGETD3(DeepSetsTD3Policy, noisy_env(), **small).critic.q_networks) == 2
+    assert len(MultiReenGAGESAC(DeepSetsSACPolicy, noisy_env(), **small).critic.q_networks) == 2
+    with pytest.raises(ValueError, match="n_critics"):
+        MultiReenGAGEDDPG(DeepSetsTD3Policy, noisy_env(), **{**COMMON, "policy_kwargs": {**SMALL, "n_critics": 0}})
