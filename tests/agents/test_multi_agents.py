@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from multi_helpers import SMALL, goal_set_batch, noisy_env
+
+try:  # works whether or not tests/agents is a package
+    from multi_helpers import SMALL, goal_set_batch, noisy_env
+except ImportError:  # pragma: no cover
+    from .multi_helpers import SMALL, goal_set_batch, noisy_env
 from stable_baselines3 import DDPG, SAC, TD3
 
 from rlcert.agents.deepsets import DeepSetsSACPolicy, DeepSetsTD3Policy

@@ -6,7 +6,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from multi_helpers import goal_set_batch
+
+try:  # works whether or not tests/agents is a package
+    from multi_helpers import goal_set_batch
+except ImportError:  # pragma: no cover
+    from .multi_helpers import goal_set_batch
 
 import rlcert  # noqa: F401
 from rlcert.agents.drive_seek_cnn import SIZE, DriveSeekCnnTD3Policy, drive_seek_image

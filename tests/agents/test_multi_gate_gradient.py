@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from multi_helpers import SMALL, goal_set_batch, noisy_env
+
+try:  # works whether or not tests/agents is a package
+    from multi_helpers import SMALL, goal_set_batch, noisy_env
+except ImportError:  # pragma: no cover
+    from .multi_helpers import SMALL, goal_set_batch, noisy_env
 
 from rlcert.agents.deepsets import DeepSetsTD3Policy
 from rlcert.agents.gate_gradient import q_gate_gradient, reward_gate_gradient, target_gate_gradient
