@@ -232,9 +232,12 @@ class DeepSetsTD3Policy(_GoalSetPolicyMixin, TD3Policy):
     def __init__(self, observation_space: spaces.Dict, action_space: spaces.Box, lr_schedule: Schedule,
                  embed_dim: int = 20, encoder_arch: list[int] = (400, 400), head_arch: list[int] = (400,),
                  share_encoder: bool = True, n_critics: int = 1, optimizer_class: type = torch.optim.Adam,
-                 optimizer_kwargs: dict[str, Any] | None = None, **unused: Any) -> None:
+                 optimizer_kwargs: dict[str, Any] | None = None, normalize_images: bool = True,
+                 use_sde: bool = False) -> None:
+        if use_sde:  # accepted because SB3 writes use_sde into shared policy_kwargs dicts
+            raise ValueError("use_sde must be False for DeepSetsTD3Policy")
         BasePolicy.__init__(self, observation_space, action_space, optimizer_class=optimizer_class,
-                            optimizer_kwargs=optimizer_kwargs, squash_output=True)
+                            optimizer_kwargs=optimizer_kwargs, squash_output=True, normalize_images=normalize_images)
         self._init_goal_set(observation_space, action_space, embed_dim, encoder_arch, head_arch, share_encoder,
                             n_critics)
         self.share_features_extractor = False
@@ -278,11 +281,12 @@ class DeepSetsSACPolicy(_GoalSetPolicyMixin, SACPolicy):
     def __init__(self, observation_space: spaces.Dict, action_space: spaces.Box, lr_schedule: Schedule,
                  embed_dim: int = 20, encoder_arch: list[int] = (400, 400), head_arch: list[int] = (400,),
                  share_encoder: bool = True, n_critics: int = 2, optimizer_class: type = torch.optim.Adam,
-                 optimizer_kwargs: dict[str, Any] | None = None, use_sde: bool = False, **unused: Any) -> None:
+                 optimizer_kwargs: dict[str, Any] | None = None, use_sde: bool = False,
+                 normalize_images: bool = True) -> None:
         if use_sde:
             raise ValueError("use_sde must be False for DeepSetsSACPolicy (gSDE is not supported)")
         BasePolicy.__init__(self, observation_space, action_space, optimizer_class=optimizer_class,
-                            optimizer_kwargs=optimizer_kwargs, squash_output=True)
+                            optimizer_kwargs=optimizer_kwargs, squash_output=True, normalize_images=normalize_images)
         self._init_goal_set(observation_space, action_space, embed_dim, encoder_arch, head_arch, share_encoder,
                             n_critics)
         self.use_sde = False
@@ -305,7 +309,7 @@ class DeepSetsSACPolicy(_GoalSetPolicyMixin, SACPolicy):
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = BasePolicy._get_constructor_parameters(self)
         data.update(self._goal_set_constructor_parameters(), lr_schedule=self._dummy_schedule,
-                    optimizer_class=self.optimizer_class, optimizer_kwargs=self.optimizer_kwargs)
+                    optimizer_class=self.optimizer_class, optimizer_kwargs=self.optimizer_kwargs, use_sde=False)
         return data
 
     def reset_noise(self, batch_size: int = 1) -> None:

@@ -104,3 +104,17 @@ def test_critic_counts_follow_sb3_defaults():
     assert len(MultiReenGAGESAC(DeepSetsSACPolicy, noisy_env(), **small).critic.q_networks) == 2
     with pytest.raises(ValueError, match="n_critics"):
         MultiReenGAGEDDPG(DeepSetsTD3Policy, noisy_env(), **{**COMMON, "policy_kwargs": {**SMALL, "n_critics": 0}})
+
+
+def test_policy_alone_save_load_and_unknown_kwargs(tmp_path):
+    from rlcert.agents.drive_seek_cnn import DriveSeekCnnTD3Policy  # noqa: F401  (same constructor path)
+
+    for algo, policy_cls in ((MultiReenGAGEDDPG, DeepSetsTD3Policy), (MultiReenGAGESAC, DeepSetsSACPolicy)):
+        model = algo(policy_cls, noisy_env(), **COMMON)
+        model.policy.save(tmp_path / "p.pt")
+        loaded = policy_cls.load(tmp_path / "p.pt")
+        obs, _ = noisy_env().reset(seed=1)
+        np.testing.assert_allclose(model.policy.predict(obs, deterministic=True)[0],
+                                   loaded.predict(obs, deterministic=True)[0], rtol=1e-6)
+        with pytest.raises(TypeError, match="encoder_archs"):
+            algo(policy_cls, noisy_env(), **{**COMMON, "policy_kwargs": {"encoder_archs": [8]}})
