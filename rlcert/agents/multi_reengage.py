@@ -177,9 +177,7 @@ class MultiReenGAGESAC(_GateGradientMixin, SAC):
         ent_coef_losses, ent_coefs, actor_losses, critic_losses, gate_losses = [], [], [], [], []
         for gradient_step in range(gradient_steps):
             data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
-            discounts = data.discounts if data.discounts is not None else self.gamma
-            obs, next_obs, not_done = data.observations, data.next_observations, 1 - data.dones
-
+            obs = data.observations
             actions_pi, log_prob = self.actor.action_log_prob(obs)
             log_prob = log_prob.reshape(-1, 1)
             ent_coef_loss = None
@@ -195,24 +193,10 @@ class MultiReenGAGESAC(_GateGradientMixin, SAC):
                 ent_coef_loss.backward()
                 self.ent_coef_optimizer.step()
 
-            target_value = functools.partial(self._target_value, next_obs, ent_coef=ent_coef)
-            next_gates = next_obs["desired_goal"][..., 0]
-            if self.alpha > 0:
-                next_v, next_grad = target_gate_gradient(target_value, next_gates)
-            else:
-                with torch.no_grad():
-                    next_v = target_value(next_gates)
-            target_q = (data.rewards + not_done * discounts * next_v.reshape(-1, 1)).detach()
-
-            gates = obs["desired_goal"][..., 0].clone().requires_grad_(self.alpha > 0)
-            current_q = self.critic.heads(obs, self.critic.embed(obs, gates), data.actions)
-            critic_loss = 0.5 * sum(F.mse_loss(q, target_q) for q in current_q)
+            critic_loss, gate_loss = self.critic_losses(data, ent_coef, with_gate_loss=self.alpha > 0)
             critic_losses.append(critic_loss.item())
             loss = critic_loss
-            if self.alpha > 0:
-                grad_target = gate_gradient_target(self._item_rewards(next_obs), next_gates, next_grad, not_done,
-                                                   discounts)
-                gate_loss = sum(gate_gradient_loss(q_gate_gradient(q, gates), grad_target) for q in current_q)
+            if gate_loss is not None:
                 gate_losses.append(gate_loss.item())
                 loss = critic_loss + self.alpha * gate_loss
             self.critic.optimizer.zero_grad()
@@ -235,6 +219,28 @@ class MultiReenGAGESAC(_GateGradientMixin, SAC):
 
         self._n_updates += gradient_steps
         self._log_sac(ent_coefs, actor_losses, critic_losses, ent_coef_losses, gate_losses)
+
+    def critic_losses(self, data: Any, ent_coef: torch.Tensor,
+                      with_gate_loss: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(0.5 x TD loss summed over critics, gate-gradient loss summed over critics or None) on a replay batch."""
+        discounts = data.discounts if data.discounts is not None else self.gamma
+        obs, next_obs, not_done = data.observations, data.next_observations, 1 - data.dones
+        target_value = functools.partial(self._target_value, next_obs, ent_coef=ent_coef)
+        next_gates = next_obs["desired_goal"][..., 0]
+        if with_gate_loss:
+            next_v, next_grad = target_gate_gradient(target_value, next_gates)
+        else:
+            with torch.no_grad():
+                next_v = target_value(next_gates)
+        target_q = (data.rewards + not_done * discounts * next_v.reshape(-1, 1)).detach()
+
+        gates = obs["desired_goal"][..., 0].clone().requires_grad_(with_gate_loss)
+        current_q = self.critic.heads(obs, self.critic.embed(obs, gates), data.actions)
+        critic_loss = 0.5 * sum(F.mse_loss(q, target_q) for q in current_q)
+        if not with_gate_loss:
+            return critic_loss, None
+        grad_target = gate_gradient_target(self._item_rewards(next_obs), next_gates, next_grad, not_done, discounts)
+        return critic_loss, sum(gate_gradient_loss(q_gate_gradient(q, gates), grad_target) for q in current_q)
 
     def _target_value(self, next_obs: dict[str, torch.Tensor], b: torch.Tensor,
                       ent_coef: torch.Tensor) -> torch.Tensor:
