@@ -17,6 +17,7 @@ SECTIONS = [
     ("Environments", "rlcert.envs.demo:run"),
     ("Certification", "rlcert.certify.demo:run"),
     ("Deterministic certificates", "rlcert.certify.deterministic_demo:run"),
+    ("Multi-ReenGAGE", "rlcert.agents.multi_demo:run"),
 ]
 
 
