@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 import rlcert.certify  # noqa: F401  (registers every method)
+from rlcert.certify.base import Certifier
 from rlcert.certify.classifier import BaseClassifier
 from rlcert.certify.data import load_data
 from rlcert.certify.registry import METHODS, get
@@ -42,7 +43,9 @@ def build_parser(method: str | None = None) -> argparse.ArgumentParser:
     """The CLI parser with the shared flags, plus ``method``'s own flags when given."""
     p = argparse.ArgumentParser(prog="rlcert certify", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter, conflict_handler="resolve")
-    p.add_argument("--model", required=True, help="TorchScript file, or package.module:factory (with --weights)")
+    p.add_argument("--model", default=None,
+                   help="TorchScript file, or package.module:factory (with --weights); not needed by methods that "
+                        "bring their own base classifier (dpa, ssdpa: --partitions-dir)")
     p.add_argument("--weights", default=None, help="state dict (.pt) for a module:factory model")
     p.add_argument("--num-classes", type=int, default=None, help="number of classes (default: from the logits)")
     p.add_argument("--data", default="digits", help="'digits' (default) or a .npz file with x, y")
@@ -109,6 +112,46 @@ def load_model(spec: str, weights: str | None, device: torch.device) -> torch.nn
     return model.to(device).eval()
 
 
+def build_classifier(certifier: Certifier, args: argparse.Namespace, x_all: Any, y_all: Any,
+                     device: torch.device) -> Any:
+    """The base classifier: the certifier's own (``base_classifier()``, e.g. DPA's ensemble) or ``--model``.
+
+    A ``--model`` is probed on ``certifier.base_input(x)`` -- what the certifier will feed it (e.g. the (x, 1 - x)
+    NULL encoding of column smoothing) -- and must return logits (B, K) with K covering the labels."""
+    own = certifier.base_classifier()
+    if own is not None:
+        if args.model is not None:
+            raise ValueError(f"--method {args.method} brings its own base classifier; drop --model {args.model}")
+        k = int(own.num_classes)
+        if args.num_classes is not None and args.num_classes != k:
+            raise ValueError(f"--num-classes {args.num_classes} does not match the method's {k} classes")
+        if y_all.size and int(y_all.max()) >= k:
+            raise ValueError(f"--data has labels up to {int(y_all.max())} but the classifier has {k} classes")
+        return own
+    if args.model is None:
+        raise ValueError(f"--model is required for --method {args.method} (a TorchScript file or module:factory)")
+    model = load_model(args.model, args.weights, device)
+    with torch.no_grad():
+        try:
+            example = certifier.base_input(torch.as_tensor(x_all[:1], device=device))
+        except ValueError as e:  # e.g. inputs off the quantisation grid, or too small for the band size
+            raise ValueError(f"--data inputs of shape {tuple(x_all.shape[1:])} do not suit --method "
+                             f"{args.method}: {e}") from None
+        try:
+            probe = model(example)
+        except Exception as e:  # noqa: BLE001 - wrong input shape for this model
+            raise ValueError(f"--model failed on --data inputs of shape {tuple(x_all.shape[1:])} (fed as "
+                             f"{tuple(example.shape[1:])} by --method {args.method}): {e}") from None
+    if probe.ndim != 2:
+        raise ValueError(f"--model must return logits (B, K), got shape {tuple(probe.shape)}")
+    k = args.num_classes or int(probe.shape[1])
+    if int(probe.shape[1]) != k:
+        raise ValueError(f"--num-classes {k} does not match the model's {probe.shape[1]} logits")
+    if y_all.size and int(y_all.max()) >= k:
+        raise ValueError(f"--data has labels up to {int(y_all.max())} but the model has {k} classes")
+    return BaseClassifier(model, k, device=device)
+
+
 def _check_int(value: int, name: str, minimum: int) -> None:
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
@@ -126,27 +169,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     certifier = cls.from_arguments(args)  # validates sigma, n0, n, alpha, ...
     device = resolve_device(args.device)
     x_all, y_all = load_data(args.data)
-    model = load_model(args.model, args.weights, device)
-    with torch.no_grad():
-        try:
-            probe = model(torch.as_tensor(x_all[:1], device=device))
-        except Exception as e:  # noqa: BLE001 - wrong input shape for this model
-            raise ValueError(f"--model failed on --data inputs of shape {tuple(x_all.shape[1:])}: {e}") from None
-    if probe.ndim != 2:
-        raise ValueError(f"--model must return logits (B, K), got shape {tuple(probe.shape)}")
-    k = args.num_classes or int(probe.shape[1])
-    if int(probe.shape[1]) != k:
-        raise ValueError(f"--num-classes {k} does not match the model's {probe.shape[1]} logits")
-    if y_all.size and int(y_all.max()) >= k:
-        raise ValueError(f"--data has labels up to {int(y_all.max())} but the model has {k} classes")
-    classifier = BaseClassifier(model, k, device=device)
+    classifier = build_classifier(certifier, args, x_all, y_all, device)
 
     indices = list(range(0, len(x_all), args.skip))
     if args.max >= 0:
         indices = indices[: args.max]
     meta = {key: (str(getattr(args, key)) if getattr(args, key) is not None else None) for key in RESUME_KEYS}
     meta["method_args"] = {a: str(v) for a, v in sorted(vars(args).items())
-                           if a not in vars(build_parser().parse_args(["--model", "m", "--out", "o"]))}
+                           if a not in vars(build_parser().parse_args(["--out", "o"]))}
     meta_path = args.out.with_name(args.out.name + ".json")
     done: set[int] = set()
     if args.out.exists():

@@ -169,7 +169,10 @@ class DPA(Certifier):
     @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> DPA:
         folder = getattr(args, "partitions_dir", None)
-        return cls(PartitionEnsemble.load(folder) if folder is not None else None)
+        if folder is None:
+            raise ValueError(f"--method {cls.name} needs --partitions-dir (the partition_*.pt models written by "
+                             "scripts/train_dpa.py)")
+        return cls(PartitionEnsemble.load(folder))
 
 
 @register

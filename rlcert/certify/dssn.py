@@ -116,7 +116,7 @@ class DSSN(Certifier):
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        g = parser.add_argument_group("dssn")
+        g = parser  # the CLI already puts method flags in their own group (nesting groups is deprecated)
         add_argument_once(g, "--lambda", dest="lam", type=float, default=None,
                           help="DSSN half-width lambda; N = floor(2 lambda q) outcomes (or --sigma: lambda = "
                                "sqrt(3) sigma)")

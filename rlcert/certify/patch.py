@@ -193,7 +193,7 @@ class _PatchSmoothing(Certifier):
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        g = parser.add_argument_group("column/block smoothing")
+        g = parser  # the CLI already puts method flags in their own group (nesting groups is deprecated)
         add_argument_once(g, "--band-width", type=int, default=4, help="column smoothing band width s (default 4)")
         add_argument_once(g, "--block-size", type=int, default=4, help="block smoothing block side s (default 4)")
         add_argument_once(g, "--theta", type=float, default=None,

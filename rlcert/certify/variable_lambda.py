@@ -151,7 +151,7 @@ class VariableLambda(Certifier):
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        g = parser.add_argument_group("variable-lambda / deterministic l0")
+        g = parser  # the CLI already puts method flags in their own group (nesting groups is deprecated)
         add_argument_once(g, "--p", type=float, default=0.5, help="fractional l_p exponent in (0, 1] (default 0.5)")
         add_argument_once(g, "--lambda-alpha", type=float, default=1.0,
                           help="variable-lambda: 1/alpha-Lipschitz, B = budget * alpha outcomes (alpha >= 1)")
