@@ -7,8 +7,11 @@ Example (the demo model; see README):
 
 Model: a TorchScript file (``model.pt``), a ``torch.export`` archive (``model.pt2``), or
 ``package.module:factory`` (called with no arguments) plus ``--weights state_dict.pt``; it must map
-x (B, C, H, W) in [0, 1] to logits (B, K). Data: ``digits`` (scikit-learn digits, test split) or an ``.npz``
-with ``x`` (N, C, H, W) in [0, 1] and ``y`` (N,). Rerunning with the same ``--out`` resumes: indices already
+what the method feeds it (``Certifier.base_input``: the raw x (B, C, H, W) in [0, 1] for noise methods and DSSN,
+(x, 1 - x) NULL channels for column/block, [upper, lower] bounds for variable-lambda/deterministic-l0) to logits
+(B, K). Methods that bring their own base classifier (dpa/ssdpa: ``--partitions-dir``) take no ``--model``.
+Data: ``digits`` (scikit-learn digits, held-out test split) or an ``.npz`` with ``x`` (N, C, H, W) in [0, 1] and
+``y`` (N,). Rerunning with the same ``--out`` resumes: indices already
 in the file are skipped (the run settings, kept next to it in ``<out>.json``, must match). ``--sigma`` is the
 noise standard deviation for every smoothing method (Laplace scale = sigma / sqrt 2, uniform/SSN half-width =
 sqrt(3) sigma); methods add their own flags (``--method NAME --help`` lists them). ``--alpha`` is the one-sided

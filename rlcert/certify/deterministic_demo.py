@@ -94,8 +94,8 @@ def run(out: Path, quick: bool, methods: list[str] | None = None) -> list[str]:
             from rlcert.certify import ablation_models
 
             noise = column_noise(cert) if isinstance(cert, ColumnSmoothing) else (lambda xb, g, c=cert: c.sample(xb, g))
-            model = train_digits_cnn(x_tr, y_tr, epochs=epochs, noise=noise, lr=1e-3, log=None,
-                                     model=getattr(ablation_models, factory)())
+            model = train_digits_cnn(x_tr, y_tr, epochs=epochs, noise=noise, log=None,
+                                     model_fn=getattr(ablation_models, factory))
             torch.save(model.state_dict(), weights)
         train_s = time.perf_counter() - t0
         argv = certify_args(method, flags, tsv, images,

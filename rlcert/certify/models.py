@@ -50,8 +50,9 @@ NoiseFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 def train_digits_cnn(x: np.ndarray, y: np.ndarray, sigma: float = 0.25, epochs: int = 30,
                      noise: str | NoiseFn = "gaussian", lr: float = 3e-3, batch_size: int = 64, seed: int = 0,
-                     log=print, model: nn.Module | None = None) -> nn.Module:
-    """Train ``model`` (default ``digits_cnn()``) with noise augmentation (one fresh draw per image per epoch).
+                     log=print, model_fn: Callable[[], nn.Module] = digits_cnn) -> nn.Module:
+    """Train ``model_fn()`` (built after seeding, so runs are reproducible) with noise augmentation (one fresh draw
+    per image per epoch).
 
     x: (N, 1, 8, 8) float in [0, 1]; y: (N,) int. ``noise`` is a name for ``add_noise`` (with ``sigma``), or a
     callable ``noise(batch, generator) -> model input`` (e.g. a deterministic certifier's ablation/encoding; then
@@ -61,7 +62,7 @@ def train_digits_cnn(x: np.ndarray, y: np.ndarray, sigma: float = 0.25, epochs: 
         raise ValueError(f"sigma must be >= 0, got {sigma}")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    model = digits_cnn() if model is None else model
+    model = model_fn()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     xt, yt = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.int64)
