@@ -79,7 +79,7 @@ def run(out: Path, quick: bool, methods: list[str] | None = None) -> list[str]:
     out.mkdir(parents=True, exist_ok=True)
     x_tr, y_tr = load_digits_split("train")
     images = 60 if quick else 400
-    epochs = 3 if quick else 25
+    epochs = 6 if quick else 25
     results: dict[str, dict] = {}
     lines, commands = [], []
     for label, (method, flags, factory, unit) in METHODS.items():
@@ -169,7 +169,7 @@ def _plot(results: dict[str, dict], path: Path, images: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="writes <out>/deterministic/")
-    parser.add_argument("--quick", action="store_true", help="3 epochs, 60 test images, k = 10")
+    parser.add_argument("--quick", action="store_true", help="6 epochs, 60 test images, k = 10")
     parser.add_argument("--methods", default=None,
                         help="comma-separated subset of dssn,variable-lambda,deterministic-l0,column,dpa")
     args = parser.parse_args(argv)
