@@ -33,6 +33,7 @@ import torch
 
 import rlcert.certify  # noqa: F401  (registers every method)
 from rlcert.certify.base import Certifier
+from rlcert.certify.checks import check_count
 from rlcert.certify.classifier import BaseClassifier
 from rlcert.certify.data import load_data
 from rlcert.certify.registry import METHODS, get
@@ -155,18 +156,13 @@ def build_classifier(certifier: Certifier, args: argparse.Namespace, x_all: Any,
     return BaseClassifier(model, k, device=device)
 
 
-def _check_int(value: int, name: str, minimum: int) -> None:
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Certify according to parsed ``args``; returns a summary. Raises ValueError on bad input before writing."""
-    _check_int(args.skip, "--skip", 1)
-    _check_int(args.max, "--max", -1)
-    _check_int(args.batch, "--batch", 1)
+    check_count(args.skip, "--skip", 1)
+    check_count(args.max, "--max", -1)
+    check_count(args.batch, "--batch", 1)
     if args.threads is not None:
-        _check_int(args.threads, "--threads", 1)
+        check_count(args.threads, "--threads", 1)
         torch.set_num_threads(args.threads)
     cls = get(args.method)
     certifier = cls.from_arguments(args)  # validates sigma, n0, n, alpha, ...
@@ -194,7 +190,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if group is None:
         n0, n = getattr(certifier, "n0", 1), getattr(certifier, "n", 1)
         group = max(1, min(math.ceil(args.batch / n0), (10 * args.batch) // (n0 + n), 256))
-    _check_int(group, "--inputs-per-call", 1)
+    check_count(group, "--inputs-per-call", 1)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta_path.write_text(json.dumps(meta, indent=1) + "\n")
