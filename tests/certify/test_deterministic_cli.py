@@ -128,3 +128,25 @@ def test_cli_needs_a_classifier_and_feeds_base_input(tmp_path, capsys):
                  "--design", "milp", "--q", "7", "--budget", "10", "--out", str(out)]) == 2
     assert "do not suit --method variable-lambda" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_train_partitions_sharded_equals_unsharded(tmp_path):
+    """``scripts/train_dpa.py --start/--stop`` shards: the same files as one run, bit for bit; finished files are
+    kept on rerun (resume)."""
+    x, y = load_digits_split("train")
+    whole, shards = tmp_path / "whole", tmp_path / "shards"
+    train_partitions(x, y, 4, whole, epochs=5, hidden=4, progress=False)
+    train_partitions(x, y, 4, shards, start=2, stop=4, epochs=5, hidden=4, progress=False)
+    assert len(list(shards.glob("partition_*.pt"))) == 2
+    train_partitions(x, y, 4, shards, start=0, stop=2, epochs=5, hidden=4, progress=False)
+    mtime = (shards / "partition_00003.pt").stat().st_mtime_ns
+    train_partitions(x, y, 4, shards, epochs=5, hidden=4, progress=False)  # all done: nothing retrained
+    assert (shards / "partition_00003.pt").stat().st_mtime_ns == mtime
+    a, b = PartitionEnsemble.load(whole), PartitionEnsemble.load(shards)
+    for ma, mb in zip(a.members, b.members):
+        for pa, pb in zip(ma.net.state_dict().values(), mb.net.state_dict().values()):
+            assert torch.equal(pa, pb)
+    xt = torch.as_tensor(load_digits_split("test")[0][:50])
+    assert np.array_equal(a.predict_all(xt), b.predict_all(xt))
+    with pytest.raises(ValueError, match="mode"):
+        train_partitions(x, y, 4, tmp_path / "bad", mode="nope")
