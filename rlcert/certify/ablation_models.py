@@ -1,8 +1,10 @@
 """Tiny base models for the deterministic-certifier demos on sklearn's 8x8 digits (no downloads).
 
-``DigitsCNN``: a small CNN for (C, 8, 8) inputs (C = 1 for DSSN, 2 for the (x, 1-x) NULL encoding, 2 for
-[upper, lower] variable-Lambda inputs). ``PartitionMLP`` + ``PartitionModel``: one DPA/SS-DPA base model with its
-per-partition normalisation (and, for SS-DPA, the shared unsupervised projection), saved one file per partition.
+``digits_*_cnn``: CLI factories for ``rlcert.certify.models.digits_cnn`` on what each certifier feeds its base
+model (``Certifier.base_input``): C = 1 for DSSN, 2 for the (x, 1-x) NULL encoding, 2 for [upper, lower] inputs.
+``PartitionMLP`` + ``PartitionModel``: one DPA/SS-DPA base model with its per-partition normalisation (and, for
+SS-DPA, the shared unsupervised projection), saved one file per partition; ``train_partitions`` trains a shard of
+an ensemble (used by ``scripts/train_dpa.py`` and the demo).
 """
 
 from __future__ import annotations
@@ -10,47 +12,27 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
-
-class DigitsCNN(nn.Module):
-    """Conv(C->32, 3, p1)-ReLU-Conv(32->64, 3, s2, p1)-ReLU-FC(1024->128)-ReLU-FC(128->K) for 8x8 inputs.
-
-    ``raw_encoding`` ("null" or "bounds", for 2-channel models) lets the model also accept a raw 1-channel image,
-    read as "nothing ablated": (x, 1 - x) for the NULL encoding, [x, x] (zero-width bin) for [upper, lower]. This
-    keeps the model usable by callers that probe it with raw inputs (the certify CLI)."""
-
-    def __init__(self, in_channels: int = 1, num_classes: int = 10, raw_encoding: str | None = None) -> None:
-        super().__init__()
-        if raw_encoding not in (None, "null", "bounds"):
-            raise ValueError(f"raw_encoding must be None, 'null' or 'bounds', got {raw_encoding!r}")
-        self.in_channels, self.raw_encoding = in_channels, raw_encoding
-        self.net = nn.Sequential(
-            nn.Conv2d(in_channels, 32, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Flatten(), nn.Linear(64 * 4 * 4, 128), nn.ReLU(), nn.Linear(128, num_classes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.raw_encoding is not None and x.shape[1] * 2 == self.in_channels:
-            x = torch.cat([x, 1 - x if self.raw_encoding == "null" else x], dim=1)
-        return self.net(x)
+from rlcert.certify.models import digits_cnn
 
 
-def digits_dssn_cnn() -> DigitsCNN:
+def digits_dssn_cnn() -> nn.Module:
     """CLI factory: 1-channel digits CNN (DSSN); weights from the deterministic demo's ``dssn.pt``."""
-    return DigitsCNN(1)
+    return digits_cnn(in_channels=1, width=32, hidden=128)
 
 
-def digits_null_cnn() -> DigitsCNN:
-    """CLI factory: (x, 1-x) NULL-encoded digits CNN (column/block smoothing); weights ``column.pt``."""
-    return DigitsCNN(2, raw_encoding="null")
+def digits_null_cnn() -> nn.Module:
+    """CLI factory: 2-channel (x, 1-x) NULL-encoded digits CNN (column/block smoothing); weights ``column.pt``."""
+    return digits_cnn(in_channels=2, width=32, hidden=128)
 
 
-def digits_bounds_cnn() -> DigitsCNN:
-    """CLI factory: [upper, lower] digits CNN (variable-Lambda, deterministic l0); weights
+def digits_bounds_cnn() -> nn.Module:
+    """CLI factory: 2-channel [upper, lower] digits CNN (variable-Lambda, deterministic l0); weights
     ``variable-lambda.pt`` / ``deterministic-l0.pt``."""
-    return DigitsCNN(2, raw_encoding="bounds")
+    return digits_cnn(in_channels=2, width=32, hidden=128)
 
 
 class PartitionMLP(nn.Module):
@@ -105,3 +87,72 @@ def load_partition_model(path: str | Path) -> PartitionModel:
     net.load_state_dict(blob["state_dict"])
     return PartitionModel(net, blob["mean"], blob["std"], blob["projection"], blob["index"], blob["k"],
                           blob["num_classes"], blob["mode"], blob.get("input_scale", 1.0))
+
+
+def pca_projection(x: np.ndarray, dim: int) -> torch.Tensor:
+    """Deterministic PCA basis (d, dim) of the unlabelled training samples (sign fixed: largest entry positive)."""
+    xc = x - x.mean(0)
+    _, _, vt = np.linalg.svd(xc.astype(np.float64), full_matrices=False)
+    basis = vt[:dim].T
+    signs = np.sign(basis[np.abs(basis).argmax(0), np.arange(dim)])
+    return torch.tensor(basis * signs, dtype=torch.float32)
+
+
+def train_partition(x: np.ndarray, y: np.ndarray, index: int, k: int, mode: str, projection: torch.Tensor | None,
+                    epochs: int, hidden: int, input_scale: float = 16.0, num_classes: int = 10) -> PartitionModel:
+    """Base model ``index`` on its partition's integer samples x (n, d) (seed = index; full-batch Adam, fixed order:
+    a deterministic function of the sorted partition). Per-partition normalisation (thesis footnote 5)."""
+    torch.manual_seed(index)
+    feats = torch.tensor(x, dtype=torch.float32)
+    if projection is not None:
+        feats = feats @ projection
+    in_features = feats.shape[1]
+    if len(x) == 0:  # empty partition: a deterministic model that always predicts class 0
+        net = PartitionMLP(in_features, num_classes, hidden=0)
+        for p in net.parameters():
+            torch.nn.init.zeros_(p)
+        return PartitionModel(net, torch.zeros(in_features), torch.ones(in_features), projection, index, k,
+                              num_classes, mode, input_scale=input_scale)
+    mean = feats.mean(0)
+    std = feats.std(0, unbiased=False).clamp_min(1.0)
+    z = (feats - mean) / std
+    target = torch.tensor(y)
+    net = PartitionMLP(in_features, num_classes, hidden=hidden)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2, weight_decay=1e-4)
+    for _ in range(epochs):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(net(z), target)
+        loss.backward()
+        opt.step()
+    return PartitionModel(net, mean, std, projection, index, k, num_classes, mode, input_scale=input_scale)
+
+
+def train_partitions(x: np.ndarray, y: np.ndarray, k: int, out: str | Path, mode: str = "dpa", start: int = 0,
+                     stop: int | None = None, epochs: int = 200, hidden: int = 64, pca_dim: int = 10,
+                     progress: bool = True) -> None:
+    """Train base models ``start..stop-1`` of a k-partition DPA/SS-DPA ensemble into ``out/partition_*.pt``.
+
+    x: (N, 1, 8, 8) images in [0, 1] on the 1/16 grid (the digits split); partitions hash (DPA) or sort (SS-DPA)
+    the integer pixels x*16. Finished partition files are skipped (resumable, shardable by range). SS-DPA uses a
+    PCA embedding of all unlabelled samples and linear heads (``hidden`` ignored)."""
+    from tqdm import tqdm
+
+    from rlcert.certify.dpa import dpa_partition, partition_members, ssdpa_partition
+
+    if mode not in ("dpa", "ssdpa"):
+        raise ValueError(f"mode must be 'dpa' or 'ssdpa', got {mode!r}")
+    stop = k if stop is None else stop
+    x_int = np.rint(np.asarray(x, dtype=np.float64).reshape(len(x), -1) * 16).astype(np.int64)
+    y = np.asarray(y, dtype=np.int64)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if mode == "dpa":
+        ids, projection = dpa_partition(x_int, k), None
+    else:
+        ids, projection, hidden = ssdpa_partition(x_int, k), pca_projection(x_int, pca_dim), 0
+    for i in tqdm(range(start, stop), desc=f"{mode} k={k}", disable=not progress):
+        path = out / f"partition_{i:05d}.pt"
+        if path.exists():
+            continue
+        idx = partition_members(ids, i, x_int, y if mode == "dpa" else None)
+        train_partition(x_int[idx], y[idx], i, k, mode, projection, epochs, hidden).save(path)

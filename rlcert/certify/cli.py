@@ -7,8 +7,11 @@ Example (the demo model; see README):
 
 Model: a TorchScript file (``model.pt``), a ``torch.export`` archive (``model.pt2``), or
 ``package.module:factory`` (called with no arguments) plus ``--weights state_dict.pt``; it must map
-x (B, C, H, W) in [0, 1] to logits (B, K). Data: ``digits`` (scikit-learn digits, test split) or an ``.npz``
-with ``x`` (N, C, H, W) in [0, 1] and ``y`` (N,). Rerunning with the same ``--out`` resumes: indices already
+what the method feeds it (``Certifier.base_input``: the raw x (B, C, H, W) in [0, 1] for noise methods and DSSN,
+(x, 1 - x) NULL channels for column/block, [upper, lower] bounds for variable-lambda/deterministic-l0) to logits
+(B, K). Methods that bring their own base classifier (dpa/ssdpa: ``--partitions-dir``) take no ``--model``.
+Data: ``digits`` (scikit-learn digits, held-out test split) or an ``.npz`` with ``x`` (N, C, H, W) in [0, 1] and
+``y`` (N,). Rerunning with the same ``--out`` resumes: indices already
 in the file are skipped (the run settings, kept next to it in ``<out>.json``, must match). ``--sigma`` is the
 noise standard deviation for every smoothing method (Laplace scale = sigma / sqrt 2, uniform/SSN half-width =
 sqrt(3) sigma); methods add their own flags (``--method NAME --help`` lists them). ``--alpha`` is the one-sided
@@ -29,6 +32,8 @@ from typing import Any
 import torch
 
 import rlcert.certify  # noqa: F401  (registers every method)
+from rlcert.certify.base import Certifier
+from rlcert.certify.checks import check_count
 from rlcert.certify.classifier import BaseClassifier
 from rlcert.certify.data import load_data
 from rlcert.certify.registry import METHODS, get
@@ -42,7 +47,9 @@ def build_parser(method: str | None = None) -> argparse.ArgumentParser:
     """The CLI parser with the shared flags, plus ``method``'s own flags when given."""
     p = argparse.ArgumentParser(prog="rlcert certify", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter, conflict_handler="resolve")
-    p.add_argument("--model", required=True, help="TorchScript file, or package.module:factory (with --weights)")
+    p.add_argument("--model", default=None,
+                   help="TorchScript file, or package.module:factory (with --weights); not needed by methods that "
+                        "bring their own base classifier (dpa, ssdpa: --partitions-dir)")
     p.add_argument("--weights", default=None, help="state dict (.pt) for a module:factory model")
     p.add_argument("--num-classes", type=int, default=None, help="number of classes (default: from the logits)")
     p.add_argument("--data", default="digits", help="'digits' (default) or a .npz file with x, y")
@@ -109,29 +116,36 @@ def load_model(spec: str, weights: str | None, device: torch.device) -> torch.nn
     return model.to(device).eval()
 
 
-def _check_int(value: int, name: str, minimum: int) -> None:
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+def build_classifier(certifier: Certifier, args: argparse.Namespace, x_all: Any, y_all: Any,
+                     device: torch.device) -> Any:
+    """The base classifier: the certifier's own (``base_classifier()``, e.g. DPA's ensemble) or ``--model``.
 
-
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Certify according to parsed ``args``; returns a summary. Raises ValueError on bad input before writing."""
-    _check_int(args.skip, "--skip", 1)
-    _check_int(args.max, "--max", -1)
-    _check_int(args.batch, "--batch", 1)
-    if args.threads is not None:
-        _check_int(args.threads, "--threads", 1)
-        torch.set_num_threads(args.threads)
-    cls = get(args.method)
-    certifier = cls.from_arguments(args)  # validates sigma, n0, n, alpha, ...
-    device = resolve_device(args.device)
-    x_all, y_all = load_data(args.data)
+    A ``--model`` is probed on ``certifier.base_input(x)`` -- what the certifier will feed it (e.g. the (x, 1 - x)
+    NULL encoding of column smoothing) -- and must return logits (B, K) with K covering the labels."""
+    own = certifier.base_classifier()
+    if own is not None:
+        if args.model is not None:
+            raise ValueError(f"--method {args.method} brings its own base classifier; drop --model {args.model}")
+        k = int(own.num_classes)
+        if args.num_classes is not None and args.num_classes != k:
+            raise ValueError(f"--num-classes {args.num_classes} does not match the method's {k} classes")
+        if y_all.size and int(y_all.max()) >= k:
+            raise ValueError(f"--data has labels up to {int(y_all.max())} but the classifier has {k} classes")
+        return own
+    if args.model is None:
+        raise ValueError(f"--model is required for --method {args.method} (a TorchScript file or module:factory)")
     model = load_model(args.model, args.weights, device)
     with torch.no_grad():
         try:
-            probe = model(torch.as_tensor(x_all[:1], device=device))
+            example = certifier.base_input(torch.as_tensor(x_all[:1], device=device))
+        except ValueError as e:  # e.g. inputs off the quantisation grid, or too small for the band size
+            raise ValueError(f"--data inputs of shape {tuple(x_all.shape[1:])} do not suit --method "
+                             f"{args.method}: {e}") from None
+        try:
+            probe = model(example)
         except Exception as e:  # noqa: BLE001 - wrong input shape for this model
-            raise ValueError(f"--model failed on --data inputs of shape {tuple(x_all.shape[1:])}: {e}") from None
+            raise ValueError(f"--model failed on --data inputs of shape {tuple(x_all.shape[1:])} (fed as "
+                             f"{tuple(example.shape[1:])} by --method {args.method}): {e}") from None
     if probe.ndim != 2:
         raise ValueError(f"--model must return logits (B, K), got shape {tuple(probe.shape)}")
     k = args.num_classes or int(probe.shape[1])
@@ -139,14 +153,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"--num-classes {k} does not match the model's {probe.shape[1]} logits")
     if y_all.size and int(y_all.max()) >= k:
         raise ValueError(f"--data has labels up to {int(y_all.max())} but the model has {k} classes")
-    classifier = BaseClassifier(model, k, device=device)
+    return BaseClassifier(model, k, device=device)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Certify according to parsed ``args``; returns a summary. Raises ValueError on bad input before writing."""
+    check_count(args.skip, "--skip", 1)
+    check_count(args.max, "--max", -1)
+    check_count(args.batch, "--batch", 1)
+    if args.threads is not None:
+        check_count(args.threads, "--threads", 1)
+        torch.set_num_threads(args.threads)
+    cls = get(args.method)
+    certifier = cls.from_arguments(args)  # validates sigma, n0, n, alpha, ...
+    device = resolve_device(args.device)
+    x_all, y_all = load_data(args.data)
+    classifier = build_classifier(certifier, args, x_all, y_all, device)
 
     indices = list(range(0, len(x_all), args.skip))
     if args.max >= 0:
         indices = indices[: args.max]
     meta = {key: (str(getattr(args, key)) if getattr(args, key) is not None else None) for key in RESUME_KEYS}
     meta["method_args"] = {a: str(v) for a, v in sorted(vars(args).items())
-                           if a not in vars(build_parser().parse_args(["--model", "m", "--out", "o"]))}
+                           if a not in vars(build_parser().parse_args(["--out", "o"]))}
     meta_path = args.out.with_name(args.out.name + ".json")
     done: set[int] = set()
     if args.out.exists():
@@ -161,7 +190,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if group is None:
         n0, n = getattr(certifier, "n0", 1), getattr(certifier, "n", 1)
         group = max(1, min(math.ceil(args.batch / n0), (10 * args.batch) // (n0 + n), 256))
-    _check_int(group, "--inputs-per-call", 1)
+    check_count(group, "--inputs-per-call", 1)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta_path.write_text(json.dumps(meta, indent=1) + "\n")

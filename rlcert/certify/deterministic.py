@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from rlcert.certify.checks import check_count
+
 
 def quantise(x: torch.Tensor, q: int, name: str = "x") -> torch.Tensor:
     """Map x in {0, 1/q, ..., 1} to int64 levels in {0, ..., q}; raise ValueError if x is off the grid.
@@ -15,8 +17,7 @@ def quantise(x: torch.Tensor, q: int, name: str = "x") -> torch.Tensor:
     Deterministic l1/lp certificates only hold on the grid (spec 7.4), so an off-grid input is an error, not
     something to round silently. Tolerance 1e-4 level units (float32 images k/255 pass).
     """
-    if not isinstance(q, int) or q < 1:
-        raise ValueError(f"q must be an integer >= 1, got {q!r}")
+    q = check_count(q, "q")
     scaled = x.double() * q
     levels = torch.round(scaled)
     if scaled.numel() and (scaled - levels).abs().max().item() > 1e-4:
@@ -38,9 +39,7 @@ def count_votes(classifier: Any, batches: Iterable[torch.Tensor], num_classes: i
 
 
 def check_batch_size(batch_size: int) -> int:
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    return batch_size
+    return check_count(batch_size, "batch_size")
 
 
 def device_of(classifier: Any) -> torch.device:

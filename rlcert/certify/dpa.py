@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from rlcert.certify.base import Certifier
+from rlcert.certify.checks import check_count
 from rlcert.certify.registry import register
 from rlcert.certify.result import Certificate
 from rlcert.certify.votes import median_certified_robustness, vote_certificates
@@ -54,8 +55,7 @@ def pixel_sum_hash(samples: np.ndarray) -> np.ndarray:
 def dpa_partition(samples: np.ndarray, k: int,
                   hash_fn: Callable[[np.ndarray], np.ndarray] = pixel_sum_hash) -> np.ndarray:
     """Partition index ``h(t) mod k`` of every sample; int64 (n,). ``hash_fn`` maps (n, ...) samples to (n,) ints."""
-    if not isinstance(k, int) or k < 1:
-        raise ValueError(f"k (number of partitions) must be an integer >= 1, got {k!r}")
+    k = check_count(k, "k (number of partitions)")
     return np.mod(np.asarray(hash_fn(np.asarray(samples)), dtype=np.int64), k)
 
 
@@ -72,8 +72,7 @@ def ssdpa_partition(samples: np.ndarray, k: int) -> np.ndarray:
     """SS-DPA partition index of every (unlabelled) sample: its rank in lexicographic order, mod k.
 
     Raises ValueError on duplicate samples (Theorem 7.2 assumes distinct unlabelled samples)."""
-    if not isinstance(k, int) or k < 1:
-        raise ValueError(f"k (number of partitions) must be an integer >= 1, got {k!r}")
+    k = check_count(k, "k (number of partitions)")
     flat = _flat_int(samples)
     order = lexicographic_order(flat)
     s = flat[order]
@@ -169,7 +168,10 @@ class DPA(Certifier):
     @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> DPA:
         folder = getattr(args, "partitions_dir", None)
-        return cls(PartitionEnsemble.load(folder) if folder is not None else None)
+        if folder is None:
+            raise ValueError(f"--method {cls.name} needs --partitions-dir (the partition_*.pt models written by "
+                             "scripts/train_dpa.py)")
+        return cls(PartitionEnsemble.load(folder))
 
 
 @register

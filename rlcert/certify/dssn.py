@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from rlcert.certify.base import Certifier
+from rlcert.certify.checks import check_count
 from rlcert.certify.deterministic import add_argument_once, check_batch_size, device_of, enumerate_counts, quantise
 from rlcert.certify.registry import register
 from rlcert.certify.result import Certificate
@@ -70,10 +71,8 @@ class DSSN(Certifier):
 
     def __init__(self, lam: float, q: int = 255, seed: int = 0, batch_size: int = 1024,
                  num_classes: int | None = None) -> None:
-        if not isinstance(q, int) or q < 1:
-            raise ValueError(f"q must be an integer >= 1, got {q!r}")
         self.lam = float(lam)
-        self.q = q
+        self.q = check_count(q, "q")
         self.n_splits = num_splits(self.lam, q)
         self.seed = int(seed)
         self.batch_size = check_batch_size(batch_size)
@@ -116,7 +115,7 @@ class DSSN(Certifier):
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        g = parser.add_argument_group("dssn")
+        g = parser  # the CLI already puts method flags in their own group (nesting groups is deprecated)
         add_argument_once(g, "--lambda", dest="lam", type=float, default=None,
                           help="DSSN half-width lambda; N = floor(2 lambda q) outcomes (or --sigma: lambda = "
                                "sqrt(3) sigma)")

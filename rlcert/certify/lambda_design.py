@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 
+from rlcert.certify.checks import check_count
+
 Concave = Callable[[np.ndarray], np.ndarray]
 
 # Published solutions used in the thesis' experiments (q = 255, B = 1000, alpha = 1; spec 3.2). Checked in the tests.
@@ -47,8 +49,7 @@ class LambdaDesign:
     weights: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.q, int) or self.q < 1:
-            raise ValueError(f"q must be an integer >= 1, got {self.q!r}")
+        check_count(self.q, "q")
         if any((not 1 <= j <= self.q) or w < 0 for j, w in self.weights.items()):
             raise ValueError(f"weights must map j in [1, q={self.q}] to counts >= 0")
         used = sum(j * w for j, w in self.weights.items())
@@ -131,8 +132,7 @@ def milp_design(g: Concave, q: int, budget: int, time_limit: float = 60.0) -> La
     Solved with ``scipy.optimize.milp`` (HiGHS); if it stops at ``time_limit`` the best integer solution found is
     used, and never one worse than ``floor_design``. The thesis fixes t = 0.02 B and solves a feasibility problem
     (SCIP); minimising t is the same constraint set with the best achievable tolerance."""
-    if not isinstance(budget, int) or budget < 1:
-        raise ValueError(f"budget B must be an integer >= 1, got {budget!r}")
+    check_count(budget, "budget B")
     k = np.arange(1, q + 1)
     j = np.arange(1, q + 1)
     a = np.minimum(k[:, None], j[None, :]).astype(float)  # (q, q): S(k) = a @ w

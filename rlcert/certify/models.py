@@ -7,18 +7,22 @@ pixel units of [0, 1] images.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
 
-def digits_cnn(num_classes: int = 10, width: int = 16) -> nn.Module:
-    """Conv(1->w,3) ReLU Conv(w->2w,3,stride 2) ReLU, Linear(2w*4*4 -> 64) ReLU Linear(64 -> classes); ~38k params."""
+def digits_cnn(num_classes: int = 10, width: int = 16, in_channels: int = 1, hidden: int = 64) -> nn.Module:
+    """Conv(C->w,3) ReLU Conv(w->2w,3,stride 2) ReLU, Linear(2w*4*4 -> hidden) ReLU Linear(hidden -> classes).
+
+    Defaults (C = 1, w = 16, hidden 64; ~38k params) are the randomized-smoothing demo's model; the deterministic
+    certifiers' digits models (``rlcert.certify.ablation_models``) use C = 1 or 2, w = 32, hidden 128."""
     return nn.Sequential(
-        nn.Conv2d(1, width, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(),
         nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Flatten(), nn.Linear(2 * width * 16, 64), nn.ReLU(), nn.Linear(64, num_classes),
+        nn.Flatten(), nn.Linear(2 * width * 16, hidden), nn.ReLU(), nn.Linear(hidden, num_classes),
     )
 
 
@@ -41,17 +45,24 @@ def add_noise(x: torch.Tensor, noise: str, sigma: float, generator: torch.Genera
     raise ValueError(f"noise must be 'gaussian', 'laplace', 'uniform' or 'ssn', got {noise!r}")
 
 
-def train_digits_cnn(x: np.ndarray, y: np.ndarray, sigma: float = 0.25, epochs: int = 30, noise: str = "gaussian",
-                     lr: float = 3e-3, batch_size: int = 64, seed: int = 0, log=print) -> nn.Module:
-    """Train ``digits_cnn`` with noise augmentation (one fresh noise draw per image per epoch; Cohen et al.).
+NoiseFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
-    x: (N, 1, 8, 8) float in [0, 1]; y: (N,) int. Adam, cosine learning-rate decay. Returns the model in eval mode.
+
+def train_digits_cnn(x: np.ndarray, y: np.ndarray, sigma: float = 0.25, epochs: int = 30,
+                     noise: str | NoiseFn = "gaussian", lr: float = 3e-3, batch_size: int = 64, seed: int = 0,
+                     log=print, model_fn: Callable[[], nn.Module] = digits_cnn) -> nn.Module:
+    """Train ``model_fn()`` (built after seeding, so runs are reproducible) with noise augmentation (one fresh draw
+    per image per epoch).
+
+    x: (N, 1, 8, 8) float in [0, 1]; y: (N,) int. ``noise`` is a name for ``add_noise`` (with ``sigma``), or a
+    callable ``noise(batch, generator) -> model input`` (e.g. a deterministic certifier's ablation/encoding; then
+    ``sigma`` is unused). Adam, cosine learning-rate decay. Returns the model in eval mode.
     """
     if sigma < 0:
         raise ValueError(f"sigma must be >= 0, got {sigma}")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    model = digits_cnn()
+    model = model_fn()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     xt, yt = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.int64)
@@ -62,7 +73,10 @@ def train_digits_cnn(x: np.ndarray, y: np.ndarray, sigma: float = 0.25, epochs: 
         total, correct, loss_sum = 0, 0, 0.0
         for i in range(0, len(xt), batch_size):
             idx = perm[i:i + batch_size]
-            xb = add_noise(xt[idx], noise, sigma, gen) if sigma > 0 else xt[idx]
+            if callable(noise):
+                xb = noise(xt[idx], gen)
+            else:
+                xb = add_noise(xt[idx], noise, sigma, gen) if sigma > 0 else xt[idx]
             logits = model(xb)
             loss = nn.functional.cross_entropy(logits, yt[idx])
             opt.zero_grad()

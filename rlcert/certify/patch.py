@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from rlcert.certify.base import Certifier
+from rlcert.certify.checks import check_count
 from rlcert.certify.deterministic import add_argument_once, check_batch_size, device_of
 from rlcert.certify.registry import register
 from rlcert.certify.result import Certificate
@@ -95,17 +96,14 @@ class _PatchSmoothing(Certifier):
 
     def __init__(self, size: int, theta: float | None = None, stride: int = 1, batch_size: int = 1024,
                  num_classes: int | None = None, retain: int = 1) -> None:
-        if not isinstance(retain, int) or retain < 1:
-            raise ValueError(f"retain (kappa, units kept per evaluation) must be an integer >= 1, got {retain!r}")
+        retain = check_count(retain, "retain (kappa, units kept per evaluation)")
         if retain > 1 and stride != 1:
             raise ValueError("stride must be 1 when retain > 1 (multi-band/block uses grid-aligned units)")
         self.retain = retain
-        if not isinstance(size, int) or size < 1:
-            raise ValueError(f"band/block size s must be an integer >= 1, got {size!r}")
+        size = check_count(size, "band/block size s")
         if theta is not None and not (0.0 < theta <= 1.0):
             raise ValueError(f"theta must be in (0, 1] (or None for top-1 votes), got {theta!r}")
-        if not isinstance(stride, int) or stride < 1:
-            raise ValueError(f"stride must be an integer >= 1, got {stride!r}")
+        stride = check_count(stride, "stride")
         self.size, self.theta, self.stride = size, theta, stride
         self.batch_size = check_batch_size(batch_size)
         self.num_classes = num_classes
@@ -193,7 +191,7 @@ class _PatchSmoothing(Certifier):
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        g = parser.add_argument_group("column/block smoothing")
+        g = parser  # the CLI already puts method flags in their own group (nesting groups is deprecated)
         add_argument_once(g, "--band-width", type=int, default=4, help="column smoothing band width s (default 4)")
         add_argument_once(g, "--block-size", type=int, default=4, help="block smoothing block side s (default 4)")
         add_argument_once(g, "--theta", type=float, default=None,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import abc
 import argparse
-import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 
 from rlcert.certify.base import Certifier
+from rlcert.certify.checks import check_count, check_positive  # noqa: F401  (re-exported)
 from rlcert.certify.result import ABSTAIN, Certificate
 from rlcert.certify.sampling import derive_seed, make_generators, sample_counts
 from rlcert.certify.stats import (
@@ -41,24 +41,6 @@ from rlcert.certify.stats import (
 
 PREDICT_VARIANTS = ("two_sided", "one_sided")
 CERTIFY_STREAM, PREDICT_STREAM = 0, 1
-
-
-def check_positive(value: Any, name: str) -> float:
-    """Return ``value`` as a float or raise ValueError unless it is finite and > 0."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return v
-
-
-def check_count(value: Any, name: str, minimum: int = 1) -> int:
-    """Return ``value`` as an int or raise ValueError unless it is an integer >= minimum."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def check_inputs(x: Any, device: torch.device, bounded: bool = False) -> torch.Tensor:

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from rlcert.certify.base import Certifier
+from rlcert.certify.checks import check_count
 from rlcert.certify.deterministic import (
     add_argument_once,
     check_batch_size,
@@ -151,7 +152,7 @@ class VariableLambda(Certifier):
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        g = parser.add_argument_group("variable-lambda / deterministic l0")
+        g = parser  # the CLI already puts method flags in their own group (nesting groups is deprecated)
         add_argument_once(g, "--p", type=float, default=0.5, help="fractional l_p exponent in (0, 1] (default 0.5)")
         add_argument_once(g, "--lambda-alpha", type=float, default=1.0,
                           help="variable-lambda: 1/alpha-Lipschitz, B = budget * alpha outcomes (alpha >= 1)")
@@ -194,12 +195,10 @@ class DeterministicL0(Certifier):
 
     def __init__(self, alpha: int, q: int = 255, unit: str = "pixel", seed: int = 0, batch_size: int = 1024,
                  num_classes: int | None = None) -> None:
-        if not isinstance(alpha, int) or alpha < 1:
-            raise ValueError(f"alpha must be an integer >= 1 (number of evaluations), got {alpha!r}")
+        alpha = check_count(alpha, "alpha (number of evaluations)")
         if unit not in ("feature", "pixel"):
             raise ValueError(f"unit must be 'feature' or 'pixel', got {unit!r}")
-        if not isinstance(q, int) or q < 1:
-            raise ValueError(f"q must be an integer >= 1, got {q!r}")
+        q = check_count(q, "q")
         self.alpha, self.q, self.unit, self.seed = alpha, q, unit, int(seed)
         self.batch_size = check_batch_size(batch_size)
         self.num_classes = num_classes

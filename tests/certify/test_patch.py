@@ -162,15 +162,19 @@ def test_degenerate_models_and_cli():
         ColumnSmoothing(2).certify(const, torch.rand(3, 6))
 
 
-def test_digits_cli_factories_accept_raw_inputs():
+def test_digits_cli_factories_take_what_the_certifier_feeds():
+    """The CLI probes models with ``certifier.base_input(x)``: the 2-channel factories take the (x, 1-x) encoding
+    (and [upper, lower] bounds), and a raw 1-channel image is a shape error, not silently re-encoded."""
     from rlcert.certify.ablation_models import digits_bounds_cnn, digits_null_cnn
+    from rlcert.certify.variable_lambda import DeterministicL0
 
     x = torch.rand(3, 1, 8, 8)
     m = digits_null_cnn()
-    assert torch.allclose(m(x), m(encode_null(x)))
-    b = digits_bounds_cnn()
-    assert torch.allclose(b(x), b(torch.cat([x, x], 1)))
-    assert m(encode_null(x)).shape == (3, 10)
+    assert m(ColumnSmoothing(2).base_input(x)).shape == (1, 10)
+    assert m(BlockSmoothing(3).base_input(x)).shape == (1, 10)
+    assert digits_bounds_cnn()(DeterministicL0(4, q=16).base_input(x)).shape == (1, 10)
+    with pytest.raises(RuntimeError):
+        m(x)
 
 
 def test_row_smoothing_is_transposed_column_smoothing():
