@@ -15,6 +15,7 @@ from pathlib import Path
 # (title, "module:function"); each function is run(out_dir: Path, quick: bool) -> list[str] (markdown lines).
 SECTIONS = [
     ("Environments", "rlcert.envs.demo:run"),
+    ("Agents", "rlcert.agents.demo:run"),
 ]
 
 

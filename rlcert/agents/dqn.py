@@ -30,6 +30,20 @@ def soft_value(q: th.Tensor, softmax_tau: float) -> th.Tensor:
     return (th.softmax(q / softmax_tau, dim=1) * q).sum(dim=1, keepdim=True)
 
 
+def hard_target_and_soft_goal_gradient(
+    next_q_fn, goal: th.Tensor, rewards: th.Tensor, dones: th.Tensor, discounts: th.Tensor | float,
+    softmax_tau: float,
+) -> tuple[th.Tensor, th.Tensor]:
+    """One target forward: hard TD target ``R + (1-done) disc max_a Q'`` (B, 1) and the detached goal-gradient of
+    the soft target ``(1-done) disc d/dg sum_a softmax(Q'/tau)_a Q'_a`` (B, d). ``next_q_fn(g) -> (B, A)``."""
+    g = gg.make_goal_leaf(goal)
+    with th.enable_grad():
+        next_q = next_q_fn(g)
+        (soft_grad,) = th.autograd.grad(soft_value(next_q, softmax_tau).sum(), g)
+    scale = (1 - dones) * discounts
+    return rewards + scale * next_q.detach().max(dim=1, keepdim=True)[0], scale * soft_grad
+
+
 class ReenGAGEDQN(ReenGAGEMixin, DQN):
     """DQN + ReenGAGE. Extra kwargs: alpha, softmax_tau (>= 0), reengage_mode, c_low, reward_fn, goal_key,
     goal_weighting."""
@@ -53,18 +67,13 @@ class ReenGAGEDQN(ReenGAGEMixin, DQN):
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
             self._check_reengage_setup(replay_data.observations)
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
-            scale = (1 - replay_data.dones) * discounts
-            # One target forward gives the hard TD target and the soft target's (total) goal-gradient.
-            g_next = gg.make_goal_leaf(replay_data.next_observations[self.goal_key])
-            with th.enable_grad():
-                next_q = self.q_net_target(with_goal(replay_data.next_observations, self.goal_key, g_next))
-                (soft_grad,) = th.autograd.grad(soft_value(next_q, self.softmax_tau).sum(), g_next)
-            hard_next = next_q.detach().max(dim=1, keepdim=True)[0]
-            target_q = replay_data.rewards + scale * hard_next
-            target_grad = scale * soft_grad
+            goal_next = replay_data.next_observations[self.goal_key]
+            target_q, target_grad = hard_target_and_soft_goal_gradient(
+                lambda g, rd=replay_data: self.q_net_target(with_goal(rd.next_observations, self.goal_key, g)),
+                goal_next, replay_data.rewards, replay_data.dones, discounts, self.softmax_tau)
             if self.reengage_mode == "dense":
                 target_grad = target_grad + gg.reward_goal_gradient(
-                    self.reward_fn, replay_data.next_observations["achieved_goal"], g_next)
+                    self.reward_fn, replay_data.next_observations["achieved_goal"], goal_next)
                 mask = None
             else:
                 mask = gg.sparse_mask(replay_data.rewards, self.c_low)

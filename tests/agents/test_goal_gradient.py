@@ -129,3 +129,19 @@ def test_penalty_backpropagates_into_critic_parameters():
     (qgrad,) = gg.critic_goal_gradient([(g @ u)[:, None]], [g])
     gg.reengage_penalty(qgrad, t).backward()
     assert th.allclose(u.grad, (2 * (u.detach() - t)).mean(0))
+
+
+def test_dqn_soft_target_gradient_matches_finite_differences():
+    from rlcert.agents.dqn import hard_target_and_soft_goal_gradient, soft_value
+
+    qnet = mlp(DS + DG, 4, 3)
+    rng = np.random.default_rng(2)
+    s, g = th.as_tensor(rng.normal(size=(B, DS))), th.as_tensor(rng.normal(size=(B, DG)))
+    rewards, dones = -th.ones(B, 1, dtype=th.float64), th.zeros(B, 1, dtype=th.float64)
+    q = lambda x: qnet(th.cat([s, x], 1))  # noqa: E731
+    for tau in (0.0, 0.5):
+        target, grad = hard_target_and_soft_goal_gradient(q, g, rewards, dones, 0.9, tau)
+        assert th.allclose(target, rewards + 0.9 * q(g).max(1, keepdim=True)[0])  # TD target stays hard
+        fd = central_difference(lambda x, t=tau: 0.9 * soft_value(q(x), t).reshape(-1), g)
+        assert th.allclose(grad, fd, atol=1e-6)
+    assert th.allclose(soft_value(q(g), 1e-4), q(g).max(1, keepdim=True)[0], atol=1e-3)  # tau -> 0: hard max

@@ -9,7 +9,7 @@ from stable_baselines3 import DDPG, DQN, SAC, TD3, HerReplayBuffer
 import rlcert  # noqa: F401
 from rlcert.agents import ReenGAGEDDPG, ReenGAGEDQN, ReenGAGESAC, ReenGAGETD3
 
-STEPS = 250
+STEPS = 150
 KW = dict(learning_starts=50, batch_size=32, replay_buffer_class=HerReplayBuffer, seed=3)
 
 
