@@ -43,7 +43,8 @@ def run(out: Path, quick: bool) -> list[str]:
         rows = list(csv.DictReader(f))
     return [
         f"ReenGAGE-DDPG + HER (alpha = 0.2, sparse mode) on ContinuousSeek d=2 for {steps} env steps "
-        f"(`rlcert train --config {cfg_path} --set total_timesteps={steps}` reproduces it; model saved to `{run_dir / 'model.zip'}`).", "",
+        f"(`rlcert train --config {cfg_path} --set total_timesteps={steps}` reproduces it; "
+        f"model saved to `{run_dir / 'model.zip'}`).", "",
         "| env steps | success rate (ever reached, 50 episodes) | mean return |", "|---|---|---|",
         *[f"| {r['timesteps']} | {float(r['success_rate']):.2f} | {float(r['mean_return']):.2f} |" for r in rows],
         "", f"![learning curve]({png.name})",
