@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 OUT=${OUT:-runs/continuous_seek}
 STEPS_D5=${STEPS_D5:-6000}
-STEPS_D10=${STEPS_D10:-8000}
+STEPS_D10=${STEPS_D10:-6000}
 for seed in 0 1 2; do
   for d in 5 10; do
     steps=$STEPS_D5; [ "$d" = 10 ] && steps=$STEPS_D10
