@@ -166,6 +166,32 @@ def build_algo_kwargs(config: dict, action_space: gym.Space) -> dict:
     return kw
 
 
+def grow_replay_buffer(buffer, new_size: int) -> None:
+    """Enlarge a not-yet-wrapped SB3 replay buffer in place (used when ``--resume`` raises total_timesteps above
+    the capped ``buffer_size``). Every per-slot array/list (first axis = buffer_size) is extended; contents kept."""
+    old = buffer.buffer_size
+    if new_size <= old:
+        return
+    if buffer.full:
+        raise ValueError("cannot grow a replay buffer that has already wrapped around")
+
+    def grow(x):
+        if isinstance(x, np.ndarray) and x.ndim >= 1 and x.shape[0] == old:
+            out = np.zeros((new_size, *x.shape[1:]), dtype=x.dtype)
+            if x.dtype == object:  # HER infos: one dict per slot
+                for idx in np.ndindex(out.shape):
+                    out[idx] = {}
+            out[:old] = x
+            return out
+        if isinstance(x, dict):
+            return {k: grow(v) for k, v in x.items()}
+        return x
+
+    for name, value in list(vars(buffer).items()):
+        setattr(buffer, name, grow(value))
+    buffer.buffer_size = new_size
+
+
 def run_dir_of(config: dict) -> Path:
     return Path(config["log_dir"]) / config["name"] / f"seed{config['seed']}"
 
@@ -191,6 +217,8 @@ def train(config: dict, resume: bool = False, progress: bool = True, verbose: in
         buffer = run_dir / "checkpoints" / "latest_replay_buffer.pkl"
         if buffer.exists():
             model.load_replay_buffer(buffer)
+            want = build_algo_kwargs(config, vec_env.action_space)["buffer_size"]
+            grow_replay_buffer(model.replay_buffer, want)
         # Drop CSV rows written after the checkpoint (they will be re-evaluated), keep all earlier ones.
         _truncate_csv(run_dir / "eval.csv", model.num_timesteps)
         print(f"resuming {run_dir} from step {model.num_timesteps}")

@@ -47,6 +47,12 @@ def test_train_resume_reload_and_plot(config_file, tmp_path):
     # Resume to a larger budget: earlier rows are kept, training continues from the checkpoint.
     assert cli.main(args + ["--seed", "1", "--resume", "--set", "total_timesteps=600"]) == 0
     assert rows(run / "eval.csv") == [0, 200, 400, 600]
+    buf = ReenGAGEDDPG.load(run / "checkpoints" / "latest_model.zip", env=gym.make("rlcert/ContinuousSeek-v0", d=2))
+    buf.load_replay_buffer(run / "checkpoints" / "latest_replay_buffer.pkl")
+    # The capped buffer (401 slots) was grown on resume, so nothing was overwritten (SB3 drops the checkpoint's
+    # unfinished last episode on load: at most one episode of 10 steps is lost).
+    rb = buf.replay_buffer
+    assert rb.buffer_size == 601 and 590 <= rb.pos <= 600 and not rb.full
     env = gym.make("rlcert/ContinuousSeek-v0", d=2)
     assert ReenGAGEDDPG.load(run / "model.zip", env=env).num_timesteps == 600
     # A second seed, then the plot of mean +- std over both seeds.
