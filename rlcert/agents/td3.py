@@ -26,8 +26,12 @@ from rlcert.agents.common import ReenGAGEMixin, with_goal
 class _ReenGAGETD3Train(ReenGAGEMixin):
     def __init__(self, *args: Any, alpha: float = 0.2, reengage_mode: str = "sparse", c_low: float = -1.0,
                  reward_fn: Callable[[th.Tensor, th.Tensor], th.Tensor] | None = None,
-                 goal_key: str = "desired_goal", goal_weighting: str | None = None, **kwargs: Any) -> None:
+                 goal_key: str = "desired_goal", goal_weighting: str | None = None, through_target_actor: bool = True,
+                 **kwargs: Any) -> None:
         self._setup_reengage(alpha, reengage_mode, c_low, reward_fn, goal_key, goal_weighting)
+        # Ablation only: False takes the partial derivative (target actor's goal input detached). The spec and the
+        # thesis use the total derivative (True).
+        self.through_target_actor = bool(through_target_actor)
         super().__init__(*args, **kwargs)
         if self.alpha > 0 and self.policy_kwargs.get("share_features_extractor", False):
             raise ValueError("ReenGAGE needs share_features_extractor=False (SB3 runs a shared critic extractor "
@@ -61,7 +65,8 @@ class _ReenGAGETD3Train(ReenGAGEMixin):
 
             def next_value(g: th.Tensor, replay_data=replay_data, noise=noise) -> th.Tensor:
                 next_obs = with_goal(replay_data.next_observations, self.goal_key, g)
-                next_actions = (self.actor_target(next_obs) + noise).clamp(-1, 1)  # total derivative via actor
+                actor_obs = next_obs if self.through_target_actor else replay_data.next_observations
+                next_actions = (self.actor_target(actor_obs) + noise).clamp(-1, 1)  # total derivative via actor
                 next_q = th.cat(self.critic_target(next_obs, next_actions), dim=1)
                 return th.min(next_q, dim=1, keepdim=True)[0]
 
@@ -106,4 +111,5 @@ class ReenGAGETD3(_ReenGAGETD3Train, TD3):
 
 class ReenGAGEDDPG(_ReenGAGETD3Train, DDPG):
     """DDPG + ReenGAGE (thesis Ch. 8). Extra kwargs: alpha, reengage_mode, c_low, reward_fn, goal_key,
-    goal_weighting (see :class:`rlcert.agents.common.ReenGAGEMixin`)."""
+    goal_weighting (see :class:`rlcert.agents.common.ReenGAGEMixin`); through_target_actor=False is an ablation
+    (partial instead of total target derivative)."""

@@ -70,3 +70,9 @@ def test_dense_mode_and_goal_weighting_run():
     model = train(ReenGAGEDDPG, alpha=0.2, reengage_mode="dense", reward_fn=reward_fn, goal_weighting="running_std")
     assert model.logger.name_to_value["train/reengage_mask_frac"] == 1.0
     assert model._goal_rms is not None and np.all(model._goal_rms.var > 0)
+
+
+def test_partial_derivative_ablation_differs():
+    total = train(ReenGAGEDDPG, alpha=0.5)
+    partial = train(ReenGAGEDDPG, alpha=0.5, through_target_actor=False)
+    assert not same_weights(total, partial)
