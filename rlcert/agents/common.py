@@ -24,17 +24,21 @@ class ReenGAGEMixin:
         ``reward_fn(next_achieved_goal, goal) -> (B,)``, a differentiable torch function).
     goal_key: observation key holding the goal (the gradient is taken w.r.t. this raw, un-normalised input).
     goal_weighting: None or "running_std" (weight coordinate i by sigma_i^2, its running variance; App. G.4).
+    goal_reduction: "sum" (published convention, default) or "mean" over goal coordinates (alpha effectively / d).
     """
 
     def _setup_reengage(self, alpha: float, reengage_mode: str, c_low: float,
                         reward_fn: Callable[[th.Tensor, th.Tensor], th.Tensor] | None, goal_key: str,
-                        goal_weighting: str | None) -> None:
+                        goal_weighting: str | None, goal_reduction: str = "sum") -> None:
         if not np.isfinite(alpha) or alpha < 0:
             raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
         if reengage_mode not in MODES:
             raise ValueError(f"reengage_mode must be one of {MODES}, got {reengage_mode!r}")
         if reengage_mode == "dense" and reward_fn is None and alpha > 0:
             raise ValueError("reengage_mode='dense' needs reward_fn(next_achieved_goal, goal) -> (B,) in torch")
+        if goal_reduction not in ("sum", "mean"):
+            raise ValueError(f"goal_reduction must be 'sum' or 'mean', got {goal_reduction!r}")
+        self.goal_reduction = goal_reduction
         if goal_weighting not in GOAL_WEIGHTINGS:
             raise ValueError(f"goal_weighting must be one of {GOAL_WEIGHTINGS}, got {goal_weighting!r}")
         self.alpha = float(alpha)

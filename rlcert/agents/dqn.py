@@ -50,11 +50,12 @@ class ReenGAGEDQN(ReenGAGEMixin, DQN):
 
     def __init__(self, *args: Any, alpha: float = 1.0, softmax_tau: float = 0.5, reengage_mode: str = "sparse",
                  c_low: float = -1.0, reward_fn: Callable[[th.Tensor, th.Tensor], th.Tensor] | None = None,
-                 goal_key: str = "desired_goal", goal_weighting: str | None = None, **kwargs: Any) -> None:
+                 goal_key: str = "desired_goal", goal_weighting: str | None = None,
+                 goal_reduction: str = "sum", **kwargs: Any) -> None:
         if not np.isfinite(softmax_tau) or softmax_tau < 0:
             raise ValueError(f"softmax_tau must be a finite number >= 0, got {softmax_tau!r}")
         self.softmax_tau = float(softmax_tau)
-        self._setup_reengage(alpha, reengage_mode, c_low, reward_fn, goal_key, goal_weighting)
+        self._setup_reengage(alpha, reengage_mode, c_low, reward_fn, goal_key, goal_weighting, goal_reduction)
         super().__init__(*args, **kwargs)
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
@@ -84,7 +85,7 @@ class ReenGAGEDQN(ReenGAGEMixin, DQN):
             (grad_q,) = gg.critic_goal_gradient([current_q], [g])
             weight = self._goal_weight(replay_data.observations[self.goal_key])
             td_loss = F.smooth_l1_loss(current_q, target_q)
-            reengage_loss = gg.reengage_penalty(grad_q, target_grad, mask, weight)
+            reengage_loss = gg.reengage_penalty(grad_q, target_grad, mask, weight, self.goal_reduction)
             loss = td_loss + self.alpha * reengage_loss
             losses.append(td_loss.item())
             reengage_losses.append(reengage_loss.item())

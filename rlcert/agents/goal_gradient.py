@@ -86,8 +86,12 @@ def reengage_penalty(
     grad_target: th.Tensor,
     mask: th.Tensor | None = None,
     goal_weight: th.Tensor | None = None,
+    reduction: str = "sum",
 ) -> th.Tensor:
     """mean_b [ mask_b * sum_i w_i (grad_q[b,i] - grad_target[b,i])^2 ]  (multiply by alpha outside).
+
+    reduction: "sum" over goal entries (the published convention, default) or "mean" (= "sum" / number of goal
+    entries d, i.e. ``F.mse_loss`` on the gradients; an effective alpha d times smaller).
 
     grad_q, grad_target: (B, d); mask: (B,) of 0/1 (sparse mode) or None; goal_weight: (d,) per-coordinate weight
     (sigma_i^2, thesis App. G.4) or None. The target is detached here as well, for safety.
@@ -95,7 +99,10 @@ def reengage_penalty(
     sq = (grad_q - grad_target.detach()) ** 2
     if goal_weight is not None:
         sq = sq * goal_weight
-    per_sample = sq.flatten(1).sum(dim=1)  # goals of any shape (B, ...) are summed over all goal entries
+    if reduction not in ("sum", "mean"):
+        raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+    flat = sq.flatten(1)  # goals of any shape (B, ...) are reduced over all goal entries
+    per_sample = flat.sum(dim=1) if reduction == "sum" else flat.mean(dim=1)
     if mask is not None:
         per_sample = per_sample * mask
     return per_sample.mean()

@@ -28,8 +28,9 @@ class ReenGAGESAC(ReenGAGEMixin, SAC):
 
     def __init__(self, *args: Any, alpha: float = 0.2, reengage_mode: str = "sparse", c_low: float = -1.0,
                  reward_fn: Callable[[th.Tensor, th.Tensor], th.Tensor] | None = None,
-                 goal_key: str = "desired_goal", goal_weighting: str | None = None, **kwargs: Any) -> None:
-        self._setup_reengage(alpha, reengage_mode, c_low, reward_fn, goal_key, goal_weighting)
+                 goal_key: str = "desired_goal", goal_weighting: str | None = None,
+                 goal_reduction: str = "sum", **kwargs: Any) -> None:
+        self._setup_reengage(alpha, reengage_mode, c_low, reward_fn, goal_key, goal_weighting, goal_reduction)
         super().__init__(*args, **kwargs)
         if self.alpha > 0 and self.policy_kwargs.get("share_features_extractor", False):
             raise ValueError("ReenGAGE needs share_features_extractor=False")
@@ -78,7 +79,8 @@ class ReenGAGESAC(ReenGAGEMixin, SAC):
             grads_q = gg.critic_goal_gradient(current_q, goals)
             weight = self._goal_weight(replay_data.observations[self.goal_key])
             td_loss = 0.5 * sum(F.mse_loss(q, target_q) for q in current_q)
-            reengage_loss = sum(gg.reengage_penalty(gq, target_grad, mask, weight) for gq in grads_q)
+            reengage_loss = sum(gg.reengage_penalty(gq, target_grad, mask, weight, self.goal_reduction)
+                                for gq in grads_q)
             critic_loss = td_loss + self.alpha * reengage_loss
             critic_losses.append(td_loss.item())
             reengage_losses.append(reengage_loss.item())

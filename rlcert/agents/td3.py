@@ -26,9 +26,10 @@ from rlcert.agents.common import ReenGAGEMixin, with_goal
 class _ReenGAGETD3Train(ReenGAGEMixin):
     def __init__(self, *args: Any, alpha: float = 0.2, reengage_mode: str = "sparse", c_low: float = -1.0,
                  reward_fn: Callable[[th.Tensor, th.Tensor], th.Tensor] | None = None,
-                 goal_key: str = "desired_goal", goal_weighting: str | None = None, through_target_actor: bool = True,
+                 goal_key: str = "desired_goal", goal_weighting: str | None = None,
+                 goal_reduction: str = "sum", through_target_actor: bool = True,
                  **kwargs: Any) -> None:
-        self._setup_reengage(alpha, reengage_mode, c_low, reward_fn, goal_key, goal_weighting)
+        self._setup_reengage(alpha, reengage_mode, c_low, reward_fn, goal_key, goal_weighting, goal_reduction)
         # Ablation only: False takes the partial derivative (target actor's goal input detached). The spec and the
         # thesis use the total derivative (True).
         self.through_target_actor = bool(through_target_actor)
@@ -75,7 +76,8 @@ class _ReenGAGETD3Train(ReenGAGEMixin):
             grads_q = gg.critic_goal_gradient(current_q, goals)
             weight = self._goal_weight(replay_data.observations[self.goal_key])
             td_loss = sum(F.mse_loss(q, target_q) for q in current_q)
-            reengage_loss = sum(gg.reengage_penalty(gq, target_grad, mask, weight) for gq in grads_q)
+            reengage_loss = sum(gg.reengage_penalty(gq, target_grad, mask, weight, self.goal_reduction)
+                                for gq in grads_q)
             critic_loss = td_loss + self.alpha * reengage_loss
             critic_losses.append(td_loss.item())
             reengage_losses.append(reengage_loss.item())

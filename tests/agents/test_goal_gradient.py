@@ -145,3 +145,11 @@ def test_dqn_soft_target_gradient_matches_finite_differences():
         fd = central_difference(lambda x, t=tau: 0.9 * soft_value(q(x), t).reshape(-1), g)
         assert th.allclose(grad, fd, atol=1e-6)
     assert th.allclose(soft_value(q(g), 1e-4), q(g).max(1, keepdim=True)[0], atol=1e-3)  # tau -> 0: hard max
+
+
+def test_mean_reduction_is_sum_divided_by_goal_dims():
+    grad_q, tgt, mask = th.randn(5, 4), th.randn(5, 4), th.tensor([1.0, 0.0, 1.0, 1.0, 0.0])
+    total = gg.reengage_penalty(grad_q, tgt, mask)
+    assert th.allclose(gg.reengage_penalty(grad_q, tgt, mask, reduction="mean"), total / 4)
+    with pytest.raises(ValueError, match="reduction"):
+        gg.reengage_penalty(grad_q, tgt, reduction="max")

@@ -58,7 +58,8 @@ def test_save_load_round_trip(tmp_path):
 
 @pytest.mark.parametrize("kw, match", [(dict(alpha=-1.0), "alpha"), (dict(reengage_mode="both"), "reengage_mode"),
                                        (dict(reengage_mode="dense"), "reward_fn"),
-                                       (dict(goal_weighting="std"), "goal_weighting")])
+                                       (dict(goal_weighting="std"), "goal_weighting"),
+                                       (dict(goal_reduction="avg"), "goal_reduction")])
 def test_bad_options_raise(kw, match):
     with pytest.raises(ValueError, match=match):
         ReenGAGEDDPG("MultiInputPolicy", make(False), **kw)
