@@ -30,6 +30,7 @@ from rlcert.agents.gate_gradient import (
     q_gate_gradient,
     target_gate_gradient,
 )
+from rlcert.agents.sb3_steps import sac_entropy_step, td3_actor_step_and_polyak
 from rlcert.envs import item_rewards as default_item_rewards
 
 ItemRewardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -88,15 +89,7 @@ class MultiReenGAGETD3(_GateGradientMixin, TD3):
             self.critic.optimizer.step()
 
             if self._n_updates % self.policy_delay == 0:
-                actor_loss = self._actor_loss(data.observations)
-                actor_losses.append(actor_loss.item())
-                self.actor.optimizer.zero_grad()
-                actor_loss.backward()
-                self.actor.optimizer.step()
-                polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
-                polyak_update(self.actor.parameters(), self.actor_target.parameters(), self.tau)
-                polyak_update(self.critic_batch_norm_stats, self.critic_batch_norm_stats_target, 1.0)
-                polyak_update(self.actor_batch_norm_stats, self.actor_batch_norm_stats_target, 1.0)
+                actor_losses.append(td3_actor_step_and_polyak(self, self._actor_loss(data.observations)))
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         if actor_losses:
@@ -180,18 +173,10 @@ class MultiReenGAGESAC(_GateGradientMixin, SAC):
             obs = data.observations
             actions_pi, log_prob = self.actor.action_log_prob(obs)
             log_prob = log_prob.reshape(-1, 1)
-            ent_coef_loss = None
-            if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
-                ent_coef = torch.exp(self.log_ent_coef.detach())
-                ent_coef_loss = -(self.log_ent_coef * (log_prob + self.target_entropy).detach()).mean()
-                ent_coef_losses.append(ent_coef_loss.item())
-            else:
-                ent_coef = self.ent_coef_tensor
+            ent_coef, ent_coef_loss = sac_entropy_step(self, log_prob)
+            if ent_coef_loss is not None:
+                ent_coef_losses.append(ent_coef_loss)
             ent_coefs.append(ent_coef.item())
-            if ent_coef_loss is not None and self.ent_coef_optimizer is not None:
-                self.ent_coef_optimizer.zero_grad()
-                ent_coef_loss.backward()
-                self.ent_coef_optimizer.step()
 
             critic_loss, gate_loss = self.critic_losses(data, ent_coef, with_gate_loss=self.alpha > 0)
             critic_losses.append(critic_loss.item())

@@ -20,6 +20,7 @@ from torch.nn import functional as F
 
 from rlcert.agents import goal_gradient as gg
 from rlcert.agents.common import ReenGAGEMixin, with_goal
+from rlcert.agents.sb3_steps import sac_entropy_step
 from rlcert.agents.td3 import _ReenGAGETD3Train
 
 
@@ -54,18 +55,10 @@ class ReenGAGESAC(ReenGAGEMixin, SAC):
                 self.actor.reset_noise()
             actions_pi, log_prob = self.actor.action_log_prob(replay_data.observations)
             log_prob = log_prob.reshape(-1, 1)
-            ent_coef_loss = None
-            if self.ent_coef_optimizer is not None and self.log_ent_coef is not None:
-                ent_coef = th.exp(self.log_ent_coef.detach())
-                ent_coef_loss = -(self.log_ent_coef * (log_prob + self.target_entropy).detach()).mean()
-                ent_coef_losses.append(ent_coef_loss.item())
-            else:
-                ent_coef = self.ent_coef_tensor
+            ent_coef, ent_coef_loss = sac_entropy_step(self, log_prob)
+            if ent_coef_loss is not None:
+                ent_coef_losses.append(ent_coef_loss)
             ent_coefs.append(ent_coef.item())
-            if ent_coef_loss is not None and self.ent_coef_optimizer is not None:
-                self.ent_coef_optimizer.zero_grad()
-                ent_coef_loss.backward()
-                self.ent_coef_optimizer.step()
 
             def next_value(g: th.Tensor, replay_data=replay_data, ent_coef=ent_coef) -> th.Tensor:
                 next_obs = with_goal(replay_data.next_observations, self.goal_key, g)

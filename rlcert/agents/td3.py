@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import torch as th
 from stable_baselines3 import DDPG, TD3
-from stable_baselines3.common.utils import polyak_update
 from torch.nn import functional as F
 
 from rlcert.agents import goal_gradient as gg
 from rlcert.agents.common import ReenGAGEMixin, with_goal
+from rlcert.agents.sb3_steps import td3_actor_step_and_polyak
 
 
 class _ReenGAGETD3Train(ReenGAGEMixin):
@@ -90,14 +90,7 @@ class _ReenGAGETD3Train(ReenGAGEMixin):
             if self._n_updates % self.policy_delay == 0:
                 actor_loss = -self.critic.q1_forward(replay_data.observations,
                                                      self.actor(replay_data.observations)).mean()
-                actor_losses.append(actor_loss.item())
-                self.actor.optimizer.zero_grad()
-                actor_loss.backward()
-                self.actor.optimizer.step()
-                polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
-                polyak_update(self.actor.parameters(), self.actor_target.parameters(), self.tau)
-                polyak_update(self.critic_batch_norm_stats, self.critic_batch_norm_stats_target, 1.0)
-                polyak_update(self.actor_batch_norm_stats, self.actor_batch_norm_stats_target, 1.0)
+                actor_losses.append(td3_actor_step_and_polyak(self, actor_loss))
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         if actor_losses:
