@@ -30,8 +30,11 @@ def measure(env_id: str, n_max: int, width: int, batch: int, updates: int, repea
     mrg.replay_buffer = copy.deepcopy(base.replay_buffer)
     mrg.learn(0)  # sets up the logger
     times = {"ddpg": [], "mrg": []}
-    for _ in range(repeats):
+    for r in range(repeats):
         for name, model in (("ddpg", base), ("mrg", mrg)):
+            # Same batches for both agents: the encoder skips padding goals, so an update's cost depends on how
+            # many real goals the sampled batch holds (SB3's buffers sample with the global numpy RNG).
+            np.random.seed(r)
             t0 = time.perf_counter()
             model.train(updates, batch)
             times[name].append((time.perf_counter() - t0) / updates)
