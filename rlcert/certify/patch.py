@@ -23,6 +23,7 @@ evaluated; a patch meeting at most A units changes at most ``K = C(G, kappa) - C
 
 from __future__ import annotations
 
+import abc
 import argparse
 import itertools
 import math
@@ -108,20 +109,21 @@ class _PatchSmoothing(Certifier):
         self.batch_size = check_batch_size(batch_size)
         self.num_classes = num_classes
 
+    @abc.abstractmethod
     def window_masks(self, h: int, w: int) -> torch.Tensor:
         """(P, 1, h, w) masks of the single wrap-around bands/blocks (retain = 1)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def window_affected(self, h: int, w: int, m: int) -> int:
-        raise NotImplementedError
+        """Windows one m x m patch can meet (single bands/blocks)."""
 
+    @abc.abstractmethod
     def unit_masks(self, h: int, w: int) -> torch.Tensor:
         """(G, 1, h, w) masks of the grid-aligned units (retain > 1)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def units_touched(self, h: int, w: int, m: int) -> int:
         """A(m): the most grid-aligned units one m x m patch can meet."""
-        raise NotImplementedError
 
     def masks(self, h: int, w: int) -> torch.Tensor:
         """(P, 1, h, w) 0/1 masks of all retained regions, in evaluation order (all C(G, kappa) unit subsets when

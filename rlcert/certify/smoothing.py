@@ -80,6 +80,8 @@ class SmoothingCertifier(Certifier):
             raise ValueError(f"cp_mode must be one of {CP_MODES}, got {cp_mode!r}")
         self.cp_mode = cp_mode
         self.two_bound = bool(two_bound)
+        if self.two_bound and type(self).radius_two_bound is SmoothingCertifier.radius_two_bound:
+            raise ValueError(f"two_bound=True is not available for --method {self.name}")
 
     # ---- the two things a noise module defines -------------------------------------------------------------
     @abc.abstractmethod
@@ -92,7 +94,7 @@ class SmoothingCertifier(Certifier):
 
     def radius_two_bound(self, p_lower: np.ndarray, p_upper: np.ndarray) -> np.ndarray:
         """Radius from p_lower on c_A and p_upper on every other class (p_lower > p_upper)."""
-        raise NotImplementedError(f"{self.name} has no two-bound certificate")
+        raise ValueError(f"two_bound=True is not available for --method {self.name}")
 
     # ---- CLI -------------------------------------------------------------------------------------------------
     @classmethod

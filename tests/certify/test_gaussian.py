@@ -156,3 +156,21 @@ def test_bad_inputs():
     bad = BaseClassifier(lambda z: torch.full((len(z),), 5), 2, returns="labels")
     with pytest.raises(ValueError, match="outside"):
         g.certify(bad, X)
+
+
+def test_two_bound_refused_for_a_noise_without_that_certificate():
+    from rlcert.certify.smoothing import SmoothingCertifier
+
+    class OneBoundOnly(SmoothingCertifier):
+        name, norm = "one-bound-only", "l2"
+
+        def perturb_(self, out, x, generator):
+            out.copy_(x.expand_as(out))
+
+        def radius(self, p_lower):
+            return np.zeros_like(p_lower)
+
+    OneBoundOnly(two_bound=False)
+    with pytest.raises(ValueError, match="two_bound=True is not available for --method one-bound-only"):
+        OneBoundOnly(two_bound=True)
+    GaussianCertifier(sigma=0.5, two_bound=True)  # Gaussian has one
