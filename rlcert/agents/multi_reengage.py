@@ -42,6 +42,32 @@ def _check_alpha(alpha: float) -> float:
     return float(alpha)
 
 
+
+def gate_critic_losses(algo: Any, data: Any, target_value: Callable[[torch.Tensor], torch.Tensor],
+                       with_gate_loss: bool, td_scale: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(td_scale x TD loss summed over critics, gate-gradient loss summed over critics or None) on a replay batch.
+
+    ``target_value(b) -> (B,)`` is the algorithm's target value as a function of the next-state gates b (its total
+    dependence, through the target actor); the gate loss is unweighted (no alpha).
+    """
+    discounts = data.discounts if data.discounts is not None else algo.gamma
+    obs, next_obs, not_done = data.observations, data.next_observations, 1 - data.dones
+    next_gates = next_obs["desired_goal"][..., 0]
+    if with_gate_loss:
+        next_v, next_grad = target_gate_gradient(target_value, next_gates)
+    else:
+        with torch.no_grad():
+            next_v = target_value(next_gates)
+    target_q = (data.rewards + not_done * discounts * next_v.reshape(-1, 1)).detach()
+
+    gates = obs["desired_goal"][..., 0].clone().requires_grad_(with_gate_loss)
+    current_q = algo.critic.heads(obs, algo.critic.embed(obs, gates), data.actions)
+    critic_loss = td_scale * sum(F.mse_loss(q, target_q) for q in current_q)
+    if not with_gate_loss:
+        return critic_loss, None
+    grad_target = gate_gradient_target(algo._item_rewards(next_obs), next_gates, next_grad, not_done, discounts)
+    return critic_loss, sum(gate_gradient_loss(q_gate_gradient(q, gates), grad_target) for q in current_q)
+
 class _GateGradientMixin:
     """Holds alpha and the item-reward function; computes the batch's item rewards as a tensor."""
 
@@ -104,24 +130,8 @@ class MultiReenGAGETD3(_GateGradientMixin, TD3):
 
         ``noise`` (B, A) is the (clipped) target-policy smoothing noise; the gate loss is unweighted (no alpha).
         """
-        discounts = data.discounts if data.discounts is not None else self.gamma
-        obs, next_obs, not_done = data.observations, data.next_observations, 1 - data.dones
-        target_value = functools.partial(self._target_value, next_obs, noise=noise)
-        next_gates = next_obs["desired_goal"][..., 0]
-        if with_gate_loss:
-            next_q, next_grad = target_gate_gradient(target_value, next_gates)
-        else:
-            with torch.no_grad():
-                next_q = target_value(next_gates)
-        target_q = (data.rewards + not_done * discounts * next_q.reshape(-1, 1)).detach()
-
-        gates = obs["desired_goal"][..., 0].clone().requires_grad_(with_gate_loss)
-        current_q = self.critic.heads(obs, self.critic.embed(obs, gates), data.actions)
-        critic_loss = sum(F.mse_loss(q, target_q) for q in current_q)
-        if not with_gate_loss:
-            return critic_loss, None
-        grad_target = gate_gradient_target(self._item_rewards(next_obs), next_gates, next_grad, not_done, discounts)
-        return critic_loss, sum(gate_gradient_loss(q_gate_gradient(q, gates), grad_target) for q in current_q)
+        target_value = functools.partial(self._target_value, data.next_observations, noise=noise)
+        return gate_critic_losses(self, data, target_value, with_gate_loss, td_scale=1.0)
 
     def _target_value(self, next_obs: dict[str, torch.Tensor], b: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """min_j Q'_j(s', clamp(pi'(s', b) + noise), b) (B,): the total dependence on the gates b (B, n)."""
@@ -208,24 +218,8 @@ class MultiReenGAGESAC(_GateGradientMixin, SAC):
     def critic_losses(self, data: Any, ent_coef: torch.Tensor,
                       with_gate_loss: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(0.5 x TD loss summed over critics, gate-gradient loss summed over critics or None) on a replay batch."""
-        discounts = data.discounts if data.discounts is not None else self.gamma
-        obs, next_obs, not_done = data.observations, data.next_observations, 1 - data.dones
-        target_value = functools.partial(self._target_value, next_obs, ent_coef=ent_coef)
-        next_gates = next_obs["desired_goal"][..., 0]
-        if with_gate_loss:
-            next_v, next_grad = target_gate_gradient(target_value, next_gates)
-        else:
-            with torch.no_grad():
-                next_v = target_value(next_gates)
-        target_q = (data.rewards + not_done * discounts * next_v.reshape(-1, 1)).detach()
-
-        gates = obs["desired_goal"][..., 0].clone().requires_grad_(with_gate_loss)
-        current_q = self.critic.heads(obs, self.critic.embed(obs, gates), data.actions)
-        critic_loss = 0.5 * sum(F.mse_loss(q, target_q) for q in current_q)
-        if not with_gate_loss:
-            return critic_loss, None
-        grad_target = gate_gradient_target(self._item_rewards(next_obs), next_gates, next_grad, not_done, discounts)
-        return critic_loss, sum(gate_gradient_loss(q_gate_gradient(q, gates), grad_target) for q in current_q)
+        target_value = functools.partial(self._target_value, data.next_observations, ent_coef=ent_coef)
+        return gate_critic_losses(self, data, target_value, with_gate_loss, td_scale=0.5)
 
     def _target_value(self, next_obs: dict[str, torch.Tensor], b: torch.Tensor,
                       ent_coef: torch.Tensor) -> torch.Tensor:
