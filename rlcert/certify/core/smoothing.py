@@ -146,6 +146,7 @@ class SmoothingCertifier(Certifier):
                                 help=f"noise standard deviation per coordinate{conv}")
             if cls.lambda_flag is not None:
                 parser.add_argument(cls.lambda_flag[0], dest="lambd", type=float, default=None,
+                                    metavar=cls.lambda_flag[0].lstrip("-").upper(),
                                     help=f"{cls.lambda_flag[1]}; instead of --sigma")
         parser.add_argument("--n0", type=int, default=100, help="selection samples per input (default 100)")
         parser.add_argument("--n", type=int, default=100_000, help="estimation samples per input (default 100000)")

@@ -83,6 +83,7 @@ class LaplaceCertifier(SmoothingCertifier):
     norm = "l1"
     noise_class = LaplaceNoise
     lambda_flag = ("--scale", "Laplace scale lambda (density exp(-|e|/lambda)/(2 lambda), std = sqrt(2) lambda)")
+    renamed_flags = {"--lambda": "--scale"}  # --lambda is a half-width in every method that has it
 
     def __init__(self, lambd: float | None = None, sigma: float | None = None, bound: str = "tight",
                  **sampling) -> None:
