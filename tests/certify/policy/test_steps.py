@@ -59,7 +59,8 @@ def _z(goal, obs=(0.1, -0.2, 0.0)) -> np.ndarray:
 
 
 def smoothed_linear(goal) -> np.ndarray:
-    """E[clip(Z, a, b)], Z ~ N(mu, s^2): a Phi(al) + b (1 - Phi(be)) + mu (Phi(be) - Phi(al)) + s (phi(al) - phi(be))."""
+    """E[clip(Z, a, b)], Z ~ N(mu, s^2): a Phi(al) + b (1 - Phi(be)) + mu (Phi(be) - Phi(al))
+    + s (phi(al) - phi(be))."""
     mu, s = _z(goal), SIGMA * np.linalg.norm(W, axis=1)
     al, be = (LOW - mu) / s, (HIGH - mu) / s
     return (LOW * normal.cdf(al) + HIGH * normal.sf(be) + mu * (normal.cdf(be) - normal.cdf(al))
