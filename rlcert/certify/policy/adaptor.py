@@ -125,8 +125,9 @@ def algo_of(path: str | Path) -> str | None:
     return None
 
 
-def load_model(path: str | Path, algo: str | None = None, device: str = "auto") -> Any:
-    """Load an SB3 / rlcert model zip; ``algo`` as in ``PolicyFunction.load``."""
+def load_model(path: str | Path, algo: str | None = None, device: str = "auto", env: Any = None) -> Any:
+    """Load an SB3 / rlcert model zip; ``algo`` as in ``PolicyFunction.load``. Only the policy is needed, so a
+    model saved with a HER replay buffer loads without ``env`` (its replay buffer class is not restored)."""
     from rlcert.train import resolve_algo
 
     p = Path(path)
@@ -139,4 +140,5 @@ def load_model(path: str | Path, algo: str | None = None, device: str = "auto") 
             data = json.loads(z.read("data")) if "data" in z.namelist() else {}
         hint = data.get("policy_class", {}).get(":type:", "")
         raise ValueError(f"--algo is needed for {p} (no config.yaml next to it; policy {hint!r})")
-    return resolve_algo(algo).load(p, device=device)
+    custom = None if env is not None else {"replay_buffer_class": None, "replay_buffer_kwargs": {}}
+    return resolve_algo(algo).load(p, env=env, device=device, custom_objects=custom)

@@ -14,9 +14,10 @@ to it) or by SB3 (then give ``--algo`` and ``--env``). Writes:
 * ``<out>.json``: the settings and the certificates: certified expected return for each total l2 budget in
   ``--eps`` (DKW band and Bonferroni-Clopper-Pearson, at level 1 - ``--alpha``), the per-step-budget variant
   (``--eps`` read per step: total = sqrt(T) eps), the empirical clean and smoothed mean returns, and per-step
-  certificates at the first observation of ``--steps`` episodes (discrete: smoothed action + radius at
-  ``--step-alpha``; continuous: certified action bounds over ``--radii`` and the largest radius keeping the
-  smoothed action in an l2 ball of radius ``--ball`` around the clean action).
+  certificates at ``--steps`` observations the clean policy visits (observation i: step i mod T of episode i;
+  discrete: smoothed action + radius at ``--step-alpha``; continuous: certified action bounds over ``--radii``
+  and the largest radius keeping the smoothed action in an l2 ball of radius ``--ball`` around the clean
+  action).
 * with ``--plot-dir``: ``action_bounds.png`` (or ``action_radii.png`` for discrete actions) and
   ``certified_return.png``.
 """
@@ -188,7 +189,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     from tqdm.auto import tqdm
 
-    from rlcert.certify.policy.episodes import env_seed, rollout
+    from rlcert.certify.policy.episodes import rollout, visited_observations
     from rlcert.certify.policy.noise import MaskedNoise
     from rlcert.certify.policy.returns import certify_return_cp, certify_return_dkw, integer_levels, total_budget
     from rlcert.certify.policy.steps import Ball, certified_set_radius, certify_continuous, certify_discrete
@@ -248,12 +249,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                                          args.alpha, r["r_min"]).tolist()
         summary["return"] = ret
 
-    # ---- per-step certificates at the first observation of episodes 0..steps-1 ----------------------------
+    # ---- per-step certificates at observations the clean policy visits -----------------------------------
     if args.steps > 0:
-        env = r["env"]
-        obs = [env.reset(seed=env_seed(args.seed, i))[0] for i in range(args.steps)]
-        batch = {k: np.stack([o[k] for o in obs]) for k in obs[0]} if isinstance(obs[0], dict) else np.stack(obs)
-        x = policy.flatten(batch)
+        x = visited_observations(policy, make, args.steps, args.seed, r["horizon"])
         steps: dict[str, Any] = {"observations": args.steps, "n": args.n, "alpha": args.step_alpha}
         if policy.discrete:
             certifier.n0, certifier.n, certifier.alpha, certifier.seed = args.n0, args.n, args.step_alpha, args.seed
@@ -267,7 +265,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             bounds = certify_continuous(policy, args.sigma, x, n=args.n, alpha=args.step_alpha, bound=args.bound,
                                         seed=args.seed, seeds=list(range(args.steps)))
             radii = np.array(r["radii"])
-            steps.update(bound=args.bound, radii=radii.tolist(), ball=args.ball, per_observation=[])
+            steps.update(bound=args.bound, radii=radii.tolist(), ball=args.ball, per_observation=[],
+                         low=policy.low.cpu().tolist(), high=policy.high.cpu().tolist())
             for b in bounds:
                 lo, hi = b.at(radii)
                 steps["per_observation"].append({
@@ -279,6 +278,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.plot_dir is not None:
         summary["plots"] = [str(p) for p in write_plots(summary, args.plot_dir, policy.discrete)]
     return summary
+
+
+def _least_saturated(per_observation: list[dict], low: list[float], high: list[float]) -> int:
+    """Index of the observation whose smoothed action is farthest from the edges of the action box."""
+    lo, hi = np.array(low), np.array(high)
+    gaps = [float(np.min(np.minimum(np.array(o["smoothed_mean"]) - lo, hi - np.array(o["smoothed_mean"]))))
+            for o in per_observation]
+    return int(np.argmax(gaps))
 
 
 def write_plots(summary: dict[str, Any], folder: Path, discrete: bool) -> list[Path]:
@@ -294,11 +301,12 @@ def write_plots(summary: dict[str, Any], folder: Path, discrete: bool) -> list[P
         out.append(plot_radii(np.array(st["radius"]), folder / "action_radii.png",
                               f"Certified smoothed action\n{tag}", st["norm"]))
     elif st:
-        o = st["per_observation"][0]
+        i = _least_saturated(st["per_observation"], st["low"], st["high"])
+        o = st["per_observation"][i]
         out.append(plot_action_bounds(np.array(st["radii"]), np.array(o["lower"]), np.array(o["upper"]),
                                       np.array(o["clean"]), np.array(o["smoothed_mean"]),
                                       folder / "action_bounds.png",
-                                      f"Certified smoothed action (observation 0, n={st['n']})\n{tag}"))
+                                      f"Certified smoothed action (observation {i}, n={st['n']})\n{tag}"))
     rt = summary.get("return")
     if rt:
         curves = {"certified, DKW band": np.array(rt["dkw"])}

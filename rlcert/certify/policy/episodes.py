@@ -117,3 +117,25 @@ def rollout(policy: PolicyFunction, make_env: Callable[[], gym.Env], episodes: I
     finally:
         envs.close()
     return out
+
+
+@torch.no_grad()
+def visited_observations(policy: PolicyFunction, make_env: Callable[[], gym.Env], count: int, seed: int = 0,
+                         horizon: int | None = None) -> torch.Tensor:
+    """Flat observations (count, D) visited by the clean policy: observation ``i`` is the one at step
+    ``i mod horizon`` of episode ``i`` (seeded as in ``rollout``; the last one if the episode ends earlier)."""
+    env = make_env()
+    rows = []
+    for i in range(count):
+        obs, _ = env.reset(seed=env_seed(seed, i))
+        for _ in range(i % horizon if horizon else 0):
+            batch = {k: np.asarray(v)[None] for k, v in obs.items()} if isinstance(obs, dict) else np.asarray(obs)[None]
+            a = policy(policy.flatten(batch)).cpu().numpy()[0]
+            nxt, _, term, trunc, _ = env.step(a)
+            if term or trunc:
+                break
+            obs = nxt
+        batch = {k: np.asarray(v)[None] for k, v in obs.items()} if isinstance(obs, dict) else np.asarray(obs)[None]
+        rows.append(policy.flatten(batch))
+    env.close()
+    return torch.cat(rows)
