@@ -19,6 +19,7 @@ SECTIONS = [
     ("Multi-ReenGAGE", "rlcert.agents.multi_demo:run"),
     ("Certification", "rlcert.certify.demo:run"),
     ("Deterministic certificates", "rlcert.certify.deterministic_demo:run"),
+    ("Certifying agents", "demos.certify_policy:run"),
 ]
 
 

@@ -78,3 +78,30 @@ def plot_certified_return(eps: np.ndarray, curves: dict[str, np.ndarray], clean:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return Path(path)
+
+
+def plot_return_comparison(panels: dict[str, dict[str, dict]], path: str | Path, title: str) -> Path:
+    """One panel per environment; in each, certified return (DKW) vs eps for each agent (e.g. plain vs
+    smoothed-trained) with its clean empirical mean as a dashed line. panels[env][agent] = summary["return"]."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.0 * len(panels), 4.2), squeeze=False)
+    for ax, (env, agents) in zip(axes[0], panels.items()):
+        for i, (agent, rt) in enumerate(agents.items()):
+            c = f"C{i}"
+            ax.plot(rt["eps"], rt["dkw"], marker="o", ms=3, color=c, label=f"{agent}: certified (DKW)")
+            ax.axhline(rt["clean_mean"], color=c, ls="--", lw=1, label=f"{agent}: clean mean {rt['clean_mean']:.2f}")
+            ax.axhline(rt["smoothed_mean"], color=c, ls=":", lw=1,
+                       label=f"{agent}: smoothed mean {rt['smoothed_mean']:.2f}")
+        ax.set_xlabel("total l2 budget eps over the episode")
+        ax.set_ylabel("expected return")
+        ax.set_title(env, fontsize=10)
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
