@@ -162,9 +162,9 @@ def _resolve(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"--r-min (a lower bound on every return) is needed for --env {env_id}")
     radii = _floats(args.radii, "--radii") if args.radii else list(np.linspace(0, 2 * args.sigma, 21))
     horizon = int(getattr(env.unwrapped, "max_steps", 0)) or None
+    certifier = make_certifier(args.method, args.sigma, n0=args.n0, n=args.n, alpha=args.step_alpha, seed=args.seed)
     return dict(policy=policy, env_id=env_id, env_kwargs=env_kwargs, algo=algo, eps=eps, r_min=r_min,
-                r_max=r_max, radii=radii, horizon=horizon, certifier=make_certifier(args.method, args.sigma),
-                env=env)
+                r_max=r_max, radii=radii, horizon=horizon, certifier=certifier, env=env)
 
 
 def _read_episodes(path: Path) -> dict[tuple[str, int], tuple[float, int, float]]:
@@ -254,7 +254,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         x = visited_observations(policy, make, args.steps, args.seed, r["horizon"])
         steps: dict[str, Any] = {"observations": args.steps, "n": args.n, "alpha": args.step_alpha}
         if policy.discrete:
-            certifier.n0, certifier.n, certifier.alpha, certifier.seed = args.n0, args.n, args.step_alpha, args.seed
             certs = certify_discrete(policy, certifier, x, seeds=list(range(args.steps)))
             with torch.no_grad():
                 clean = policy(x).cpu().numpy()

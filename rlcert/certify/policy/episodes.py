@@ -105,8 +105,8 @@ def rollout(policy: PolicyFunction, make_env: Callable[[], gym.Env], episodes: I
                 length[s] += 1
                 if term[s] or trunc[s] or length[s] >= max_steps:
                     succ = info.get("is_success")
-                    ok = float(succ[s]) if succ is not None and info.get("_is_success", np.ones(1, bool))[s] \
-                        else float("nan")
+                    has = info.get("_is_success", np.ones(num_envs, bool))
+                    ok = float(succ[s]) if succ is not None and has[s] else float("nan")
                     ep = Episode(int(slot_ep[s]), float(ret[s]), int(length[s]), ok)
                     out.append(ep)
                     if on_episode is not None:
