@@ -97,10 +97,10 @@ def _resolve(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     import yaml
 
-    from rlcert.certify.checks import check_count, check_positive
+    from rlcert.certify.core.checks import check_count, check_positive
+    from rlcert.certify.core.stats import check_alpha
     from rlcert.certify.policy.adaptor import PolicyFunction, load_model
     from rlcert.certify.policy.noise import NOISE_METHODS, make_certifier
-    from rlcert.certify.stats import check_alpha
     from rlcert.train import make_env
 
     check_positive(args.sigma, "--sigma")

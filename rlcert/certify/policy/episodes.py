@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-from rlcert.certify.checks import check_count
+from rlcert.certify.core.checks import check_count
+from rlcert.certify.core.sampling import derive_seed
 from rlcert.certify.policy.adaptor import PolicyFunction
 from rlcert.certify.policy.noise import MaskedNoise
-from rlcert.certify.sampling import derive_seed
 
 ENV_STREAM, NOISE_STREAM = 10, 11
 

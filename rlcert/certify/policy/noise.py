@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from rlcert.certify import GaussianCertifier, LaplaceCertifier
+from rlcert.certify.randomized.gaussian import GaussianCertifier
+from rlcert.certify.randomized.laplace import LaplaceCertifier
 
 NOISE_METHODS = ("gaussian", "laplace")
 

@@ -30,8 +30,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.stats import norm as normal
 
-from rlcert.certify.checks import check_positive
-from rlcert.certify.stats import check_alpha, cp_lower
+from rlcert.certify.core.checks import check_positive
+from rlcert.certify.core.stats import check_alpha, cp_lower
 
 
 def phi_shift(p, eps, sigma: float) -> np.ndarray:

@@ -43,12 +43,12 @@ import torch
 from scipy.stats import norm as normal
 
 from rlcert.certify import Certificate
-from rlcert.certify.checks import check_count, check_positive
+from rlcert.certify.core.checks import check_count, check_positive
+from rlcert.certify.core.sampling import derive_seed, make_generators
+from rlcert.certify.core.smoothing import CERTIFY_STREAM, SmoothingCertifier
+from rlcert.certify.core.stats import check_alpha
 from rlcert.certify.policy.adaptor import PolicyFunction
 from rlcert.certify.policy.noise import MaskedNoise
-from rlcert.certify.sampling import derive_seed, make_generators
-from rlcert.certify.smoothing import CERTIFY_STREAM, SmoothingCertifier
-from rlcert.certify.stats import check_alpha
 
 BOUNDS = ("hoeffding", "bernstein")
 
@@ -83,7 +83,7 @@ def certify_discrete(policy: PolicyFunction, certifier: SmoothingCertifier, x: t
     """Smoothed action and certified radius at each flat observation x (N, D), discrete actions.
 
     ``certifier``: e.g. ``GaussianCertifier(sigma, n0=, n=, alpha=)`` (l2) or ``LaplaceCertifier`` (l1); its
-    guarantee (``rlcert.certify.smoothing``) holds for perturbations of the masked coordinates.
+    guarantee (``rlcert.certify.core.smoothing``) holds for perturbations of the masked coordinates.
     """
     if not policy.discrete:
         raise ValueError("certify_discrete needs a policy with discrete actions; use certify_continuous")

@@ -17,8 +17,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from rlcert.certify.core.sampling import derive_seed
 from rlcert.certify.policy.noise import NOISE_METHODS, MaskedNoise, ObservationLayout, make_certifier
-from rlcert.certify.sampling import derive_seed
 
 TRAIN_STREAM = 12
 CONFIG_KEYS = {"method", "sigma", "perturb"}

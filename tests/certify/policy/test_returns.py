@@ -12,6 +12,7 @@ import torch
 from gymnasium import spaces
 from scipy.stats import norm as normal
 
+from rlcert.certify.core.stats import cp_lower
 from rlcert.certify.policy import (
     MaskedNoise,
     PolicyFunction,
@@ -24,7 +25,6 @@ from rlcert.certify.policy import (
     rollout,
     total_budget,
 )
-from rlcert.certify.stats import cp_lower
 
 EPS = np.array([0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0])
 
