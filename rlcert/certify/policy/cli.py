@@ -280,11 +280,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _least_saturated(per_observation: list[dict], low: list[float], high: list[float]) -> int:
-    """Index of the observation whose smoothed action is farthest from the edges of the action box."""
+    """The observation to plot: among those whose smoothed action keeps >= 10% of the box width from its edges,
+    the one whose action coordinates differ most (so the curves do not overlap); else the least saturated."""
     lo, hi = np.array(low), np.array(high)
-    gaps = [float(np.min(np.minimum(np.array(o["smoothed_mean"]) - lo, hi - np.array(o["smoothed_mean"]))))
-            for o in per_observation]
-    return int(np.argmax(gaps))
+    means = [np.array(o["smoothed_mean"]) for o in per_observation]
+    gaps = np.array([float(np.min(np.minimum(m - lo, hi - m) / (hi - lo))) for m in means])
+    interior = np.flatnonzero(gaps >= 0.1)
+    if len(interior) == 0:
+        return int(np.argmax(gaps))
+    spread = [float(np.ptp((means[i] - lo) / (hi - lo))) for i in interior]
+    return int(interior[int(np.argmax(spread))])
 
 
 def write_plots(summary: dict[str, Any], folder: Path, discrete: bool) -> list[Path]:
