@@ -317,7 +317,8 @@ def write_plots(summary: dict[str, Any], folder: Path, discrete: bool) -> list[P
         if "cp" in rt:
             curves["certified, Bonferroni-Clopper-Pearson"] = np.array(rt["cp"])
         if "dkw_per_step_eps" in rt:
-            curves[f"certified (DKW), eps per step x {rt['horizon']} steps"] = np.array(rt["dkw_per_step_eps"])
+            curves[f"certified (DKW), eps read per step (total sqrt({rt['horizon']}) eps)"] = \
+                np.array(rt["dkw_per_step_eps"])
         out.append(plot_certified_return(np.array(rt["eps"]), curves, rt["clean_mean"], rt["smoothed_mean"],
                                          folder / "certified_return.png",
                                          f"Certified return, {rt['episodes']} episodes, alpha={rt['alpha']}\n{tag}"))
