@@ -70,7 +70,7 @@ def plot_certified_return(eps: np.ndarray, curves: dict[str, np.ndarray], clean:
     if clean is not None:
         ax.axhline(clean, color="k", ls="--", label=f"clean policy, empirical mean {clean:.2f}")
     ax.axhline(smoothed, color="grey", ls=":", label=f"smoothed policy, empirical mean {smoothed:.2f}")
-    ax.set_xlabel("l2 budget eps of the observation attacker (total over the episode unless read per step)")
+    ax.set_xlabel("l2 budget eps: total over the episode (per step where marked)")
     ax.set_ylabel("expected return")
     ax.set_title(title)
     ax.legend(fontsize=7)
