@@ -5,7 +5,9 @@ each trained plain and with the certification noise on its desired goal (``confi
 ``configs/bit_flipping_dqn_her_smoothed.yaml``; plain = ``observation_noise: null``). Each is certified with
 ``rlcert certify-policy`` (goal perturbed, Gaussian noise of the config's sigma): per-step certificates at
 visited observations and the policy-smoothing certificate of the expected return vs the total l2 budget.
-Everything is written under ``<out>/certify_policy/``.
+Budgets: the full demo trains 4000 (ContinuousSeek) / 6000 (Bit-Flipping) steps and certifies 300 episodes
+(docs/certify_policy.md reports the configs' full budgets, 500 episodes); ``quick``: 200 steps, 16 episodes (a smoke
+run: the agents are untrained). Everything is written under ``<out>/certify_policy/``.
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ from pathlib import Path
 import torch
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-AGENTS = [  # (label, config file, tag, sigma, --eps)
+AGENTS = [  # (label, config file, tag, sigma, --eps, training steps of the full demo)
     ("ContinuousSeek d=2, DDPG+HER", "continuous_seek_d2_smoothed.yaml", "continuous_seek", 0.1,
-     "0,0.02,0.05,0.1,0.15,0.2,0.3"),
+     "0,0.02,0.05,0.1,0.15,0.2,0.3", 4000),
     ("Bit-Flipping n=6, DQN+HER", "bit_flipping_dqn_her_smoothed.yaml", "bit_flipping", 0.25,
-     "0,0.05,0.1,0.2,0.3,0.5,0.75"),
+     "0,0.05,0.1,0.2,0.3,0.5,0.75", 6000),
 ]
-QUICK = ["total_timesteps=300", "algo_kwargs.learning_starts=100", "algo_kwargs.batch_size=32", "eval.freq=100000",
+QUICK = ["total_timesteps=200", "algo_kwargs.learning_starts=100", "algo_kwargs.batch_size=32", "eval.freq=100000",
          "eval.episodes=5", "checkpoint=false"]
 
 
@@ -34,8 +36,8 @@ def run(out: Path, quick: bool) -> list[str]:
     torch.set_num_threads(1)
     base = out / "certify_policy"
     base.mkdir(parents=True, exist_ok=True)
-    budget = ["--episodes", "24", "--n", "200", "--steps", "3"] if quick else \
-        ["--episodes", "500", "--n", "5000", "--steps", "8"]
+    budget = ["--episodes", "16", "--n", "200", "--steps", "3"] if quick else \
+        ["--episodes", "300", "--n", "2000", "--steps", "8"]
     lines = ["Agents trained plain and with smoothed training (Gaussian noise on the desired goal), certified with "
              "`rlcert certify-policy` (goal perturbed). Certified return: policy smoothing (Kumar et al. 2022), "
              "DKW band at alpha = 0.05, total l2 budget eps over the episode.", "",
@@ -44,9 +46,10 @@ def run(out: Path, quick: bool) -> list[str]:
              + " / ".join(AGENTS[1][4].split(",")[i] for i in (0, 3, 5)) + " (Bit-Flipping) | per-step |",
              "|---|---|---|---|---|---|"]
     panels: dict[str, dict[str, dict]] = {}
-    for label, cfg_file, tag, sigma, eps in AGENTS:
+    for label, cfg_file, tag, sigma, eps, steps in AGENTS:
         for variant in ("plain", "smoothed"):
-            overrides = (QUICK if quick else []) + (["observation_noise=null"] if variant == "plain" else [])
+            overrides = (QUICK if quick else [f"total_timesteps={steps}"]) + \
+                (["observation_noise=null"] if variant == "plain" else [])
             config = load_config(CONFIGS / cfg_file, overrides, log_dir=str(base / "train"))
             config["name"] = f"{tag}_{variant}"
             _, run_dir = train(config, resume=not quick, progress=False)
