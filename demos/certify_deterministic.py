@@ -148,7 +148,9 @@ def _plot(results: dict[str, dict], path: Path, images: int) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 3, figsize=(12, 6.4))
+    cols = min(3, max(1, len(results)))
+    rows = -(-max(1, len(results)) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows + 0.4), squeeze=False)
     axes = axes.flatten()
     for ax in axes[len(results):]:
         ax.axis("off")
@@ -158,7 +160,9 @@ def _plot(results: dict[str, dict], path: Path, images: int) -> None:
         continuous = label.startswith(("DSSN", "variable"))
         grid = np.linspace(0, top * 1.05, 200) if continuous else np.arange(0, top + 2)
         curve = certified_accuracy(radii, correct, grid)
-        ax.plot(grid, curve) if continuous else ax.step(grid, curve, where="post")
+        legend = f"{r['images']} images, clean acc {r['clean_accuracy']:.2f}"
+        ax.plot(grid, curve, label=legend) if continuous else ax.step(grid, curve, where="post", label=legend)
+        ax.legend(fontsize=8)
         ax.set_title(label, fontsize=9)
         ax.set_ylabel("certified accuracy")
         ax.set_xlabel(r["unit"])
