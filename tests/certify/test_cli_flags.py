@@ -118,7 +118,10 @@ def test_ctrl_c_ends_with_one_line_and_keeps_rows(tmp_path):
             "gaussian", "--sigma", "0.5", "--n0", "10", "--n", "3000", "--batch", "500", "--inputs-per-call", "1",
             "--device", "cpu", "--threads", "1", "--no-progress", "--out", str(out)]
     env = {**doc_environment(bin_dir_with_python(tmp_path)), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # SIGINT back to its default in the child: a test run started in the background inherits SIG_IGN, and Python
+    # then installs no KeyboardInterrupt handler
+    proc = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and (not out.exists() or len(_rows(out)) < 2):
         time.sleep(0.2)
