@@ -194,3 +194,21 @@ def test_plugin_certifier_flags_are_honoured(setup):
         assert list(cols["predict"]) == [int(v <= 0.5) for v in x[:, 0, 0, 0]]
     finally:
         METHODS.pop("test-constant", None)
+
+
+def test_resume_accepts_settings_recorded_before_layout_v2(setup):
+    """An <out>.json written by the old CLI (sigma, n0, ... as top-level keys) still resumes with the same settings
+    and is still refused with different ones."""
+    import json
+
+    tmp, model, data, _ = setup
+    out = tmp / "old.tsv"
+    assert main(args(model, data, out, "--max", "3")) == 0
+    meta = out.with_name(out.name + ".json")
+    old = {"method": "gaussian", "sigma": "0.3", "n0": "20", "n": "500", "alpha": "0.001", "seed": "0",
+           "model": str(model), "weights": None, "data": str(data), "method_args": {"cp_mode": "one_sided",
+                                                                                  "two_bound": "False"}}
+    meta.write_text(json.dumps(old))
+    assert main(args(model, data, out)) == 0 and len(load_tsv(out)["idx"]) == 12
+    meta.write_text(json.dumps({**old, "sigma": "0.5"}))
+    assert main(args(model, data, out)) == 2

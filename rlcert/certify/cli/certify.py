@@ -217,8 +217,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.out.exists():
         done = read_done(args.out)
         if meta_path.exists():
-            old = json.loads(meta_path.read_text())
-            diff = {key: (old.get(key), meta[key]) for key in meta if old.get(key) != meta[key]}
+            diff = settings_diff(json.loads(meta_path.read_text()), meta)
             if diff:
                 raise ValueError(f"--out {args.out} was written with other settings {diff}; use another --out")
     todo = [i for i in indices if i not in done]
@@ -258,6 +257,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print(line)
         summary["plot"] = str(args.plot)
     return summary
+
+
+def settings_diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Settings that differ between two ``<out>.json`` records, compared flat (top-level keys and ``method_args``
+    merged; unset values dropped), so a record written before a flag moved between the two (e.g. ``--sigma``
+    before layout v2) or before a new optional flag existed still resumes when nothing it recorded changed."""
+    def flat(meta: dict[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in meta.items() if k != "method_args" and v not in (None, "None")}
+        out.update({k: v for k, v in (meta.get("method_args") or {}).items() if v not in (None, "None")})
+        return out
+
+    a, b = flat(old), flat(new)
+    return {k: (a[k], b[k]) for k in a.keys() & b.keys() if a[k] != b[k]}
 
 
 def rows_kept(out: Path) -> int:
