@@ -110,11 +110,14 @@ def apply_flow(x: torch.Tensor, vertical: torch.Tensor, horizontal: torch.Tensor
     return apply_flow_(x.to(dtype).expand(shape).clone(), vertical, horizontal)
 
 
-def _laplace_(u: torch.Tensor) -> torch.Tensor:
-    """In place: u (filled with U[0, 1)) -> i.i.d. standard Laplace (scale 1). The sign is [u < 1/2] and
-    w = frac(2u) is uniform and independent of it, so -log(1 - w) ~ Exp(1) (finite since w < 1)."""
-    sign = torch.where(u < 0.5, -1.0, 1.0).to(u.dtype)
-    return u.mul_(2.0).frac_().neg_().log1p_().mul_(sign).neg_()
+def standard_laplace(shape: Sequence[int], generator: torch.Generator | None, device: torch.device | str,
+                     dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """i.i.d. Laplace(0, 1) (scale 1, std sqrt 2) of the given shape, from one uniform u in [0, 1) per entry:
+    w = frac(2u) is uniform on [0, 1) and independent of the sign [u >= 1/2], so |log1p(-w)| ~ Exp(1) (finite since
+    w < 1) and copysign(log1p(-w), u - 1/2) ~ Laplace(0, 1) (copysign keeps the magnitude only)."""
+    u = torch.empty(tuple(shape), device=device, dtype=dtype).uniform_(0.0, 1.0, generator=generator)
+    e = torch.mul(u, -2.0).frac_().log1p_()  # frac(-2u) = -frac(2u): log1p(-w)
+    return torch.copysign(e, u.sub_(0.5), out=e)
 
 
 # ---- the noise object ------------------------------------------------------------------------------------------
@@ -150,29 +153,25 @@ class LaplaceFlowNoise:
             raise ValueError("wasserstein smoothing needs images with positive total mass (sum of x > 0)")
         return x
 
-    def noise_size(self, shape: Sequence[int]) -> int:
-        """Noise coordinates per input of shape (C, H, W): C((H-1)W + H(W-1)) flows or C H W pixels."""
+    def draw(self, m: int, shape: Sequence[int], generator: torch.Generator | None, device: torch.device | str,
+             dtype: torch.dtype = torch.float32, mass: float = 1.0) -> tuple[torch.Tensor, ...]:
+        """m noise draws for inputs of shape (C, H, W), std sigma in normalised-mass units times ``mass``: the
+        flows (vertical (m, C, H-1, W), horizontal (m, C, H, W-1)) or the pixel noise ((m, C, H, W),)."""
         c, h, w = shape
-        return c * ((h - 1) * w + h * (w - 1)) if self.domain == "flow" else c * h * w
+        shapes = [(m, c, h - 1, w), (m, c, h, w - 1)] if self.domain == "flow" else [(m, c, h, w)]
+        return tuple(standard_laplace(sh, generator, device, dtype).mul_(self.scale * mass) for sh in shapes)
 
-    def add_noise_(self, out: torch.Tensor, noise: torch.Tensor) -> None:
-        """out (m, C, H, W) += noise (m or 1, noise_size) arranged as flows (or pixels); noise already scaled."""
-        m, (c, h, w) = noise.shape[0], out.shape[1:]
+    def add_(self, out: torch.Tensor, noise: Sequence[torch.Tensor]) -> torch.Tensor:
+        """out (m, C, H, W) <- out + Delta(0, flows) (or + pixel noise); ``noise`` as returned by ``draw``."""
         if self.domain == "pixel":
-            out += noise.view(m, c, h, w)
-            return
-        noise = noise.view(m, c, -1)
-        nv = (h - 1) * w
-        apply_flow_(out, noise[..., :nv].view(m, c, h - 1, w), noise[..., nv:].view(m, c, h, w - 1))
+            return out.add_(noise[0])
+        return apply_flow_(out, noise[0], noise[1])
 
     def perturb_(self, out: torch.Tensor, x: torch.Tensor, generator: torch.Generator | None) -> None:
         """Fill ``out`` (m, C, H, W) with m noisy copies of one image x (C, H, W): x + M * Delta(0, delta)."""
-        m = out.shape[0]
-        noise = torch.empty((m, self.noise_size(x.shape)), device=out.device, dtype=out.dtype)
-        noise.uniform_(0.0, 1.0, generator=generator)
-        _laplace_(noise).mul_(float(x.sum()) * self.scale)
+        noise = self.draw(out.shape[0], x.shape, generator, out.device, out.dtype, mass=float(x.sum()))
         out.copy_(x.expand_as(out))
-        self.add_noise_(out, noise)
+        self.add_(out, noise)
 
     def augment(self, x: torch.Tensor, generator: torch.Generator | None = None,
                 same_for_batch: bool = True) -> torch.Tensor:
@@ -181,13 +180,9 @@ class LaplaceFlowNoise:
         ``same_for_batch=True`` reuses one flow draw for the whole batch (the thesis' training, spec 4.2; as a
         normalised-mass perturbation); False draws independent noise per image (the certification distribution)."""
         self.check(x)
-        b = x.shape[0]
-        noise = torch.rand((1 if same_for_batch else b, self.noise_size(x.shape[1:])), generator=generator,
-                           device=x.device, dtype=x.dtype)
-        noise = _laplace_(noise).mul_(self.scale).expand(b, -1) * x.flatten(1).sum(1, keepdim=True)
-        out = x.clone()
-        self.add_noise_(out, noise)
-        return out
+        mass = x.flatten(1).sum(1).view(-1, 1, 1, 1)
+        noise = self.draw(1 if same_for_batch else x.shape[0], x.shape[1:], generator, x.device, x.dtype)
+        return self.add_(x.clone(), [part * mass for part in noise])
 
 
 # ---- the certifier ----------------------------------------------------------------------------------------------
