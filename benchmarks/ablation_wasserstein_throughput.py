@@ -20,10 +20,10 @@ import time
 import torch
 from torch import nn
 
-from rlcert.certify.classifier import BaseClassifier
-from rlcert.certify.gaussian import GaussianCertifier
-from rlcert.certify.models import digits_cnn
+from rlcert.certify.core.classifier import BaseClassifier
+from rlcert.certify.models.digits import digits_cnn
 from rlcert.certify.randomized.ablation import RandomizedAblationCertifier, encode_null
+from rlcert.certify.randomized.gaussian import GaussianCertifier
 from rlcert.certify.randomized.wasserstein import WassersteinCertifier
 
 

@@ -28,16 +28,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from rlcert.certify.cli import build_parser
-from rlcert.certify.cli import main as certify_main
-from rlcert.certify.data import load_digits_split
-from rlcert.certify.metrics import certified_accuracy
-from rlcert.certify.models import digits_cnn, train_digits_cnn
+from rlcert.certify.cli.certify import build_parser
+from rlcert.certify.cli.certify import main as certify_main
+from rlcert.certify.cli.data import load_digits_split
+from rlcert.certify.cli.tsv import load_tsv
+from rlcert.certify.core.metrics import certified_accuracy
+from rlcert.certify.core.registry import get
+from rlcert.certify.core.votes import median_certified_robustness
+from rlcert.certify.models.digits import digits_cnn, train_digits_cnn
 from rlcert.certify.randomized.ablation import RandomizedAblationCertifier
 from rlcert.certify.randomized.wasserstein import WassersteinCertifier
-from rlcert.certify.registry import get
-from rlcert.certify.tsv import load_tsv
-from rlcert.certify.votes import median_certified_robustness
 
 SEED = 0
 MODULE = "demos.certify_ablation_wasserstein"
@@ -58,21 +58,19 @@ def digits_plain_cnn() -> nn.Module:
     return digits_cnn(in_channels=1, width=32, hidden=128)
 
 
-# label -> (family, CLI --method, its flags, model factory name, training noise: "augment" / "sample")
+# label -> (family, CLI --method, its flags, model factory name)
 SETTINGS: dict[str, tuple[str, str, list[str], str]] = {
-    "randomized ablation k=8": ("l0", "ablation", ["--k", "8"], "digits_null_cnn"),
     "randomized ablation k=12": ("l0", "ablation", ["--k", "12"], "digits_null_cnn"),
+    "randomized ablation k=16": ("l0", "ablation", ["--k", "16"], "digits_null_cnn"),
     "deterministic l0 (alpha=8)": ("l0", "deterministic-l0", ["--l0-alpha", "8", "--q", "16", "--l0-unit", "pixel"],
                                    "digits_bounds_cnn"),
-    "Wasserstein sigma=0.02": ("w1", "wasserstein", ["--sigma", "0.02"], "digits_plain_cnn"),
-    "Wasserstein sigma=0.05": ("w1", "wasserstein", ["--sigma", "0.05"], "digits_plain_cnn"),
-    "Laplace pixels sigma=0.02": ("w1", "wasserstein", ["--sigma", "0.02", "--noise-domain", "pixel"],
-                                  "digits_plain_cnn"),
-    "Laplace pixels sigma=0.05": ("w1", "wasserstein", ["--sigma", "0.05", "--noise-domain", "pixel"],
-                                  "digits_plain_cnn"),
+    **{f"Wasserstein sigma={s}": ("w1", "wasserstein", ["--sigma", s], "digits_plain_cnn")
+       for s in ("0.005", "0.01", "0.02")},
+    **{f"Laplace pixels sigma={s}": ("w1", "wasserstein", ["--sigma", s, "--noise-domain", "pixel"], "digits_plain_cnn")
+       for s in ("0.005", "0.01", "0.02")},
 }
 UNITS = {"l0": "l0 radius (pixels)", "w1": "W1 radius, l2 ground metric (normalised mass)"}
-RADII = {"l0": [1, 2, 3], "w1": [0.01, 0.02, 0.04]}  # certified accuracy reported at these radii
+RADII = {"l0": [1, 2, 3], "w1": [0.005, 0.01, 0.015]}  # certified accuracy reported at these radii
 
 
 def training_noise(cert) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
@@ -105,7 +103,8 @@ def run(out: Path, quick: bool) -> list[str]:
         tag = f"{method}_{'_'.join(f.lstrip('-') for f in flags)}_e{epochs}"
         weights, tsv = out / f"{tag}.pt", out / f"{tag}_n{n}.tsv"
         argv = ["--model", f"{MODULE}:{factory}", "--weights", str(weights), "--data", "digits", "--method", method,
-                *flags, *sampling, "--max", str(images), "--device", "cpu", "--out", str(tsv)]
+                *flags, *(sampling if family == "w1" or method == "ablation" else []), "--max", str(images),
+                "--device", "cpu", "--out", str(tsv)]
         cert = get(method).from_arguments(build_parser(method).parse_args(argv))
         noise = training_noise(cert)
         t0 = time.perf_counter()
@@ -162,10 +161,12 @@ def _plot(results: dict[str, dict], path: Path, images: int, n0: int, n: int) ->
             if family == "l0":
                 grid = np.arange(0, top + 2)
                 ax.step(grid, certified_accuracy(radii, correct, grid), where="post", label=label)
-            else:
+            else:  # colour = sigma, solid = Wasserstein (flow noise), dashed = Laplace pixel-noise baseline
                 grid = np.linspace(0, top * 1.05, 300)
+                sigmas = sorted({lab.split("sigma=")[1] for lab in fam}, key=float)
+                colour = f"C{sigmas.index(label.split('sigma=')[1])}"
                 style = "--" if label.startswith("Laplace") else "-"
-                ax.plot(grid, certified_accuracy(radii, correct, grid), style, label=label)
+                ax.plot(grid, certified_accuracy(radii, correct, grid), style, color=colour, label=label)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(UNITS[family])
         ax.set_ylabel("certified accuracy")

@@ -26,6 +26,7 @@ SECTIONS = [
     ("Multi-ReenGAGE", "rlcert.agents.multi_demo:run"),
     ("Certification", "demos.certify:run"),
     ("Deterministic certificates", "demos.certify_deterministic:run"),
+    ("Randomized ablation and Wasserstein smoothing", "demos.certify_ablation_wasserstein:run"),
 ]
 
 

@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlcert.certify.checks import check_count
-from rlcert.certify.registry import register
-from rlcert.certify.result import Certificate
-from rlcert.certify.smoothing import SmoothingCertifier, check_inputs
+from rlcert.certify.core.certificate import Certificate
+from rlcert.certify.core.checks import check_count
+from rlcert.certify.core.registry import register
+from rlcert.certify.core.smoothing import SmoothingCertifier, check_inputs
 
 __all__ = ["RandomAblation", "RandomizedAblationCertifier", "ablation_delta", "ablation_radius",
            "ablation_radius_two_bound", "encode_null", "log_retention"]

@@ -35,10 +35,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlcert.certify.checks import check_positive
-from rlcert.certify.registry import register
-from rlcert.certify.result import Certificate
-from rlcert.certify.smoothing import SmoothingCertifier, check_inputs
+from rlcert.certify.core.certificate import Certificate
+from rlcert.certify.core.checks import check_positive
+from rlcert.certify.core.registry import register
+from rlcert.certify.core.smoothing import SmoothingCertifier, check_inputs
 
 __all__ = ["FLOW_DOMAINS", "GROUND_METRICS", "LaplaceFlowNoise", "WassersteinCertifier", "apply_flow",
            "apply_flow_", "laplace_pixel_wasserstein_radius", "wasserstein_radius"]

@@ -13,7 +13,9 @@ import pytest
 import torch
 from scipy.stats import binom, chisquare
 
-from rlcert.certify.classifier import BaseClassifier
+from rlcert.certify.core.certificate import ABSTAIN
+from rlcert.certify.core.classifier import BaseClassifier
+from rlcert.certify.core.stats import cp_lower
 from rlcert.certify.randomized.ablation import (
     RandomAblation,
     RandomizedAblationCertifier,
@@ -23,8 +25,6 @@ from rlcert.certify.randomized.ablation import (
     encode_null,
     log_retention,
 )
-from rlcert.certify.result import ABSTAIN
-from rlcert.certify.stats import cp_lower
 
 
 def exact_retention(rho: int, d: int, k: int) -> Fraction:

@@ -14,7 +14,8 @@ import torch
 from scipy.optimize import linprog
 from scipy.stats import binom, kstest, laplace
 
-from rlcert.certify.classifier import BaseClassifier
+from rlcert.certify.core.classifier import BaseClassifier
+from rlcert.certify.core.stats import cp_lower
 from rlcert.certify.randomized.wasserstein import (
     LaplaceFlowNoise,
     WassersteinCertifier,
@@ -22,7 +23,6 @@ from rlcert.certify.randomized.wasserstein import (
     laplace_pixel_wasserstein_radius,
     wasserstein_radius,
 )
-from rlcert.certify.stats import cp_lower
 
 SQRT2 = math.sqrt(2.0)
 
