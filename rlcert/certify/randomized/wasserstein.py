@@ -125,7 +125,7 @@ class LaplaceFlowNoise:
     """Laplace noise of standard deviation ``sigma`` in the local-flow domain (``domain="flow"``) or on the pixels
     (``domain="pixel"``, the Eq. 5.21 baseline) of the mass-normalised image, rescaled to the image's mass.
 
-    Inputs (N, C, H, W) with non-negative entries and positive total mass per image. Flows are independent per
+    Inputs (N, C, H, W) with non-negative entries (M = 0 leaves an image unchanged). Flows are independent per
     channel (no mass moves between channels, Cor. D.2). Samples may have negative entries (Def. 5.2 footnote).
     """
 
@@ -142,15 +142,15 @@ class LaplaceFlowNoise:
 
     @staticmethod
     def check(x: torch.Tensor) -> torch.Tensor:
-        """Raise ValueError unless x is (N, C, H, W), H * W >= 2, non-negative, each image with positive mass."""
+        """Raise ValueError unless x is (N, C, H, W) with H * W >= 2 and non-negative entries (mass).
+
+        An image of zero mass is left unchanged by the noise (x' = x + 0 * Delta(0, delta)); that is sound, since
+        the only non-negative image with the same (zero) mass is x itself."""
         if x.ndim != 4 or x.shape[-1] * x.shape[-2] < 2:
             raise ValueError(f"wasserstein smoothing needs images x of shape (N, C, H, W) with H * W >= 2, "
                              f"got {tuple(x.shape)}")
         if x.numel() and float(x.min()) < 0:
             raise ValueError(f"wasserstein smoothing needs non-negative intensities (mass), got min {float(x.min())}")
-        mass = x.flatten(1).sum(1)
-        if not bool((mass > 0).all()):
-            raise ValueError("wasserstein smoothing needs images with positive total mass (sum of x > 0)")
         return x
 
     def draw(self, m: int, shape: Sequence[int], generator: torch.Generator | None, device: torch.device | str,
@@ -225,6 +225,10 @@ class WassersteinCertifier(SmoothingCertifier):
         if self.domain == "pixel":
             return laplace_pixel_wasserstein_radius_two_bound(p_lower, p_upper, self.sigma)
         return wasserstein_radius_two_bound(p_lower, p_upper, self.sigma, self.ground)
+
+    def base_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The images themselves (checked: non-negative, positive mass), so the CLI refuses bad data up front."""
+        return self.noise.check(check_inputs(x, x.device if isinstance(x, torch.Tensor) else torch.device("cpu")))
 
     def _checked(self, x: Any, device: torch.device) -> torch.Tensor:
         return self.noise.check(check_inputs(x, device))
