@@ -29,7 +29,7 @@ import torch
 from rlcert.certify.core.certificate import Certificate
 from rlcert.certify.core.checks import check_count
 from rlcert.certify.core.registry import register
-from rlcert.certify.core.smoothing import SmoothingCertifier, check_inputs
+from rlcert.certify.core.smoothing import CERTIFY_STREAM, SmoothingCertifier, check_inputs
 
 __all__ = ["RandomAblation", "RandomizedAblationCertifier", "ablation_delta", "ablation_radius",
            "ablation_radius_two_bound", "encode_null", "log_retention"]
@@ -225,14 +225,21 @@ class RandomizedAblationCertifier(SmoothingCertifier):
     def perturb_(self, out: torch.Tensor, x: torch.Tensor, generator: torch.Generator) -> None:
         self.noise.ablate_(out, x, generator)
 
+    @property
+    def d(self) -> int:
+        """Pixel positions of the inputs last encoded (certify/sample/base_input set it)."""
+        if self._d is None:
+            raise ValueError("the number of pixel positions d is known once inputs were given to certify/sample")
+        return self._d
+
     def radius(self, p_lower: np.ndarray) -> np.ndarray:
-        return ablation_radius(p_lower, self._d, self.k).astype(np.float64)
+        return ablation_radius(p_lower, self.d, self.k).astype(np.float64)
 
     def radius_two_bound(self, p_lower: np.ndarray, p_upper: np.ndarray) -> np.ndarray:
-        return ablation_radius_two_bound(p_lower, p_upper, self._d, self.k).astype(np.float64)
+        return ablation_radius_two_bound(p_lower, p_upper, self.d, self.k).astype(np.float64)
 
     def sample(self, classifier: Any, x: torch.Tensor, num: int, seeds: Sequence[int] | None = None,
-               stream: int = 0, generators: list[torch.Generator] | None = None) -> np.ndarray:
+               stream: int = CERTIFY_STREAM, generators: list[torch.Generator] | None = None) -> np.ndarray:
         return super().sample(classifier, self.encode(x, classifier.device), num, seeds, stream, generators)
 
     def certify(self, classifier: Any, x: torch.Tensor, seeds: Sequence[int] | None = None) -> list[Certificate]:

@@ -38,7 +38,7 @@ import torch
 from rlcert.certify.core.certificate import Certificate
 from rlcert.certify.core.checks import check_positive
 from rlcert.certify.core.registry import register
-from rlcert.certify.core.smoothing import SmoothingCertifier, check_inputs
+from rlcert.certify.core.smoothing import CERTIFY_STREAM, SmoothingCertifier, check_inputs
 
 __all__ = ["FLOW_DOMAINS", "GROUND_METRICS", "LaplaceFlowNoise", "WassersteinCertifier", "apply_flow",
            "apply_flow_", "laplace_pixel_wasserstein_radius", "wasserstein_radius"]
@@ -234,7 +234,7 @@ class WassersteinCertifier(SmoothingCertifier):
         return self.noise.check(check_inputs(x, device))
 
     def sample(self, classifier: Any, x: torch.Tensor, num: int, seeds: Sequence[int] | None = None,
-               stream: int = 0, generators: list[torch.Generator] | None = None) -> np.ndarray:
+               stream: int = CERTIFY_STREAM, generators: list[torch.Generator] | None = None) -> np.ndarray:
         return super().sample(classifier, self._checked(x, classifier.device), num, seeds, stream, generators)
 
     def certify(self, classifier: Any, x: torch.Tensor, seeds: Sequence[int] | None = None) -> list[Certificate]:

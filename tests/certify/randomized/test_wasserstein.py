@@ -21,7 +21,9 @@ from rlcert.certify.randomized.wasserstein import (
     WassersteinCertifier,
     apply_flow,
     laplace_pixel_wasserstein_radius,
+    laplace_pixel_wasserstein_radius_two_bound,
     wasserstein_radius,
+    wasserstein_radius_two_bound,
 )
 
 SQRT2 = math.sqrt(2.0)
@@ -163,6 +165,18 @@ def test_radius_fixtures_match_tables_5_1_and_5_2():
     assert np.allclose(wasserstein_radius(ps, 0.3, "l1"), SQRT2 * wasserstein_radius(ps, 0.3, "l2"))
     assert np.allclose(wasserstein_radius(ps, 0.3), SQRT2 * laplace_pixel_wasserstein_radius(ps, 0.3))
     assert np.allclose(wasserstein_radius(ps, 0.3), 0.3 / 4 * np.log(ps / (1 - ps)))
+
+
+def test_two_bound_radii_reduce_to_the_majority_form():
+    ps = np.array([0.55, 0.9, 0.999])
+    for gm in ("l1", "l2"):
+        assert np.allclose(wasserstein_radius_two_bound(ps, 1 - ps, 0.2, gm), wasserstein_radius(ps, 0.2, gm))
+        assert np.all(wasserstein_radius_two_bound(ps, (1 - ps) / 2, 0.2, gm) > wasserstein_radius(ps, 0.2, gm))
+    assert np.allclose(laplace_pixel_wasserstein_radius_two_bound(ps, 1 - ps, 0.2),
+                       laplace_pixel_wasserstein_radius(ps, 0.2))
+    # Theorem 5.1 itself: p_A >= exp(2 sqrt 2 rho / sigma) p_B at rho = the l1 radius, with equality
+    rho = wasserstein_radius_two_bound(0.7, 0.2, 0.3, "l1")
+    assert 0.7 == pytest.approx(math.exp(2 * SQRT2 * rho / 0.3) * 0.2)
 
 
 # ---- the noise ---------------------------------------------------------------------------------------------------
