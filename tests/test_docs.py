@@ -107,11 +107,11 @@ def prepared_code(block: Block, name: str) -> str:
     return code
 
 
-def _bin_dir(tmp: Path) -> Path:
+def bin_dir_with_python(tmp: Path) -> Path:
     """A folder with ``python`` and ``rlcert`` wrappers around sys.executable, to put first on PATH (wrappers, not
     symlinks: a venv's interpreter finds its ``pyvenv.cfg`` from the path it was started by)."""
     bin_dir = tmp / "bin"
-    bin_dir.mkdir()
+    bin_dir.mkdir(exist_ok=True)
     for name, args in (("python", ""), ("python3", ""), ("rlcert", " -m rlcert.cli")):
         wrapper = bin_dir / name
         wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}"{args} "$@"\n')
@@ -119,7 +119,7 @@ def _bin_dir(tmp: Path) -> Path:
     return bin_dir
 
 
-def _environment(bin_dir: Path) -> dict[str, str]:
+def doc_environment(bin_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), env.get("PATH", "")])
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])])
@@ -159,7 +159,7 @@ def test_doc_blocks_run(doc: Path, tmp_path: Path) -> None:
     runnable = [b for b in blocks if b.skip is None]
     if not runnable:
         pytest.skip(f"{name}: no runnable python/bash blocks")
-    env = _environment(_bin_dir(tmp_path))
+    env = doc_environment(bin_dir_with_python(tmp_path))
     before = _outside_runs()
     for k, block in enumerate(blocks, 1):
         if block.skip is not None:
