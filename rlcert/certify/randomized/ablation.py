@@ -174,6 +174,11 @@ class RandomAblation:
         mask = self.keep_mask(m, d, generator, out.device, out.dtype)
         torch.mul(encoded.unsqueeze(0), mask.view(m, 1, *encoded.shape[1:]), out=out)
 
+    def sample(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """NULL-encoded ablations of a batch x (B, C, *positions), an independent subset per input (the
+        certification distribution; same interface as ``rlcert.certify.randomized.noise.Noise.sample``)."""
+        return self.augment(x, generator, same_for_batch=False)
+
     def augment(self, x: torch.Tensor, generator: torch.Generator | None = None,
                 same_for_batch: bool = True) -> torch.Tensor:
         """Training input for a batch x (B, C, *positions): NULL-encoded (B, 2C, *positions) ablations.
@@ -215,6 +220,10 @@ class RandomizedAblationCertifier(SmoothingCertifier):
         x = check_inputs(x, torch.device(device))
         self._d = self.noise.check(tuple(x.shape[1:]))
         return encode_null(x)
+
+    def validate_inputs(self, x: torch.Tensor) -> None:
+        """Finite inputs (N, C, *positions) with at least k pixel positions (the CLI checks before writing)."""
+        self.noise.check(tuple(check_inputs(x, torch.device("cpu"), method=self.name).shape[1:]))
 
     def base_input(self, x: torch.Tensor) -> torch.Tensor:
         enc = self.encode(x[:1])

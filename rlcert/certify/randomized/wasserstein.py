@@ -13,8 +13,9 @@ Local flows (Def. 5.2): delta = (vertical (C, H-1, W), horizontal (C, H, W-1)); 
 It preserves mass, is additive, and min ||delta||_1 over delta with x' = Delta(x, delta) equals W1 with the l1
 ground metric (Lemma 5.1).
 
-Noise (``domain="flow"``): i.i.d. Laplace flows of **standard deviation** sigma (scale b = sigma / sqrt 2), per
-channel, applied to the normalised image and rescaled: x' = M * Delta(x / M, delta) = x + M * Delta(0, delta).
+Noise (``LaplaceFlowNoise``, ``domain="flow"``): i.i.d. Laplace flows of **standard deviation** sigma (scale
+b = sigma / sqrt 2), per channel, applied to the normalised image and rescaled:
+x' = M * Delta(x / M, delta) = x + M * Delta(0, delta).
 Certificate (Theorem 5.1 with p_B := 1 - p_lower, Eq. 5.18-5.20):
 
     rho_1 = sigma / (2 sqrt 2) * ln(p_lower / (1 - p_lower))     (l1 ground metric)
@@ -39,6 +40,7 @@ from rlcert.certify.core.certificate import Certificate
 from rlcert.certify.core.checks import check_positive
 from rlcert.certify.core.registry import register
 from rlcert.certify.core.smoothing import CERTIFY_STREAM, SmoothingCertifier, check_inputs
+from rlcert.certify.randomized.noise import Noise, register_noise
 
 __all__ = ["FLOW_DOMAINS", "GROUND_METRICS", "LaplaceFlowNoise", "WassersteinCertifier", "apply_flow",
            "apply_flow_", "laplace_pixel_wasserstein_radius", "wasserstein_radius"]
@@ -121,37 +123,50 @@ def standard_laplace(shape: Sequence[int], generator: torch.Generator | None, de
 
 
 # ---- the noise object ------------------------------------------------------------------------------------------
-class LaplaceFlowNoise:
-    """Laplace noise of standard deviation ``sigma`` in the local-flow domain (``domain="flow"``) or on the pixels
-    (``domain="pixel"``, the Eq. 5.21 baseline) of the mass-normalised image, rescaled to the image's mass.
+@register_noise
+class LaplaceFlowNoise(Noise):
+    """Laplace noise of standard deviation ``sigma`` (scale ``lambd`` = sigma / sqrt 2) in the local-flow domain
+    (``domain="flow"``) or on the pixels (``domain="pixel"``, the Eq. 5.21 baseline) of the mass-normalised image,
+    rescaled to the image's mass; its certificate is the W1 radius for the ``ground`` metric.
 
-    Inputs (N, C, H, W) with non-negative entries (M = 0 leaves an image unchanged). Flows are independent per
-    channel (no mass moves between channels, Cor. D.2). Samples may have negative entries (Def. 5.2 footnote).
+    Inputs (N, C, H, W) with non-negative entries (an image of mass M = 0 is left unchanged). Flows are independent
+    per channel (no mass moves between channels, Cor. D.2). Samples may have negative entries (Def. 5.2 footnote).
+    ``sample`` draws independently per image; ``augment(..., same_for_batch=True)`` shares one draw per batch.
     """
 
-    def __init__(self, sigma: float, domain: str = "flow") -> None:
-        self.sigma = check_positive(sigma, "sigma")
+    name = "wasserstein"
+    norm = "wasserstein-l2"  # per instance: "wasserstein-<ground>"
+    lambda_per_sigma = 1.0 / SQRT2
+    lambda_meaning = "Laplace scale of each flow (or pixel) in normalised-mass units"
+
+    def __init__(self, sigma: float | None = None, lambd: float | None = None, domain: str = "flow",
+                 ground: str = "l2") -> None:
+        super().__init__(sigma=sigma, lambd=lambd)
         if domain not in FLOW_DOMAINS:
             raise ValueError(f"domain must be one of {FLOW_DOMAINS}, got {domain!r}")
-        self.domain = domain
+        if ground not in GROUND_METRICS:
+            raise ValueError(f"ground must be one of {GROUND_METRICS}, got {ground!r}")
+        self.domain, self.ground = domain, ground
+        self.norm = f"wasserstein-{ground}"
+
+    def __repr__(self) -> str:
+        return f"LaplaceFlowNoise(sigma={self.sigma:g}, domain={self.domain!r}, ground={self.ground!r})"
 
     @property
     def scale(self) -> float:
         """Laplace scale b = sigma / sqrt 2 (std sigma)."""
-        return self.sigma / SQRT2
+        return self.lambd
 
-    @staticmethod
-    def check(x: torch.Tensor) -> torch.Tensor:
-        """Raise ValueError unless x is (N, C, H, W) with H * W >= 2 and non-negative entries (mass).
+    def check_input(self, x: torch.Tensor, method: str | None = None) -> None:
+        """ValueError unless x is (N, C, H, W) with H * W >= 2 and non-negative entries (mass).
 
         An image of zero mass is left unchanged by the noise (x' = x + 0 * Delta(0, delta)); that is sound, since
         the only non-negative image with the same (zero) mass is x itself."""
+        who = f"--method {method}" if method else "wasserstein smoothing"
         if x.ndim != 4 or x.shape[-1] * x.shape[-2] < 2:
-            raise ValueError(f"wasserstein smoothing needs images x of shape (N, C, H, W) with H * W >= 2, "
-                             f"got {tuple(x.shape)}")
+            raise ValueError(f"{who} needs images x of shape (N, C, H, W) with H * W >= 2, got {tuple(x.shape)}")
         if x.numel() and float(x.min()) < 0:
-            raise ValueError(f"wasserstein smoothing needs non-negative intensities (mass), got min {float(x.min())}")
-        return x
+            raise ValueError(f"{who} needs non-negative intensities (mass), got min {float(x.min()):g}")
 
     def draw(self, m: int, shape: Sequence[int], generator: torch.Generator | None, device: torch.device | str,
              dtype: torch.dtype = torch.float32, mass: float = 1.0) -> tuple[torch.Tensor, ...]:
@@ -168,8 +183,15 @@ class LaplaceFlowNoise:
         return apply_flow_(out, noise[0], noise[1])
 
     def perturb_(self, out: torch.Tensor, x: torch.Tensor, generator: torch.Generator | None) -> None:
-        """Fill ``out`` (m, C, H, W) with m noisy copies of one image x (C, H, W): x + M * Delta(0, delta)."""
-        noise = self.draw(out.shape[0], x.shape, generator, out.device, out.dtype, mass=float(x.sum()))
+        """Fill ``out`` (m, C, H, W) with noisy copies x + M * Delta(0, delta) of one image x (C, H, W), or of each
+        image of a batch x (m, C, H, W) (M: each image's own mass)."""
+        m = out.shape[0]
+        if x.ndim == out.ndim:  # a batch: one draw per image, scaled by its own mass
+            noise = self.draw(m, out.shape[1:], generator, out.device, out.dtype)
+            mass = x.flatten(1).sum(1).to(out.dtype).view(m, 1, 1, 1)
+            noise = [part.mul_(mass) for part in noise]
+        else:
+            noise = self.draw(m, x.shape, generator, out.device, out.dtype, mass=float(x.sum()))
         out.copy_(x.expand_as(out))
         self.add_(out, noise)
 
@@ -178,11 +200,22 @@ class LaplaceFlowNoise:
         """Training input for a batch x (B, C, H, W): noisy copies, each rescaled to its own image's mass.
 
         ``same_for_batch=True`` reuses one flow draw for the whole batch (the thesis' training, spec 4.2; as a
-        normalised-mass perturbation); False draws independent noise per image (the certification distribution)."""
-        self.check(x)
+        normalised-mass perturbation); False draws independent noise per image (= ``sample``, the certification
+        distribution)."""
+        self.check_input(x)
         mass = x.flatten(1).sum(1).view(-1, 1, 1, 1)
         noise = self.draw(1 if same_for_batch else x.shape[0], x.shape[1:], generator, x.device, x.dtype)
         return self.add_(x.clone(), [part * mass for part in noise])
+
+    def radius(self, p_lower: np.ndarray) -> np.ndarray:
+        if self.domain == "pixel":
+            return laplace_pixel_wasserstein_radius(p_lower, self.sigma)
+        return wasserstein_radius(p_lower, self.sigma, self.ground)
+
+    def radius_two_bound(self, p_lower: np.ndarray, p_upper: np.ndarray) -> np.ndarray:
+        if self.domain == "pixel":
+            return laplace_pixel_wasserstein_radius_two_bound(p_lower, p_upper, self.sigma)
+        return wasserstein_radius_two_bound(p_lower, p_upper, self.sigma, self.ground)
 
 
 # ---- the certifier ----------------------------------------------------------------------------------------------
@@ -196,42 +229,33 @@ class WassersteinCertifier(SmoothingCertifier):
 
     name = "wasserstein"
     norm = "wasserstein-l2"  # per instance: "wasserstein-<ground>"
+    noise_class = LaplaceFlowNoise
 
     def __init__(self, sigma: float, domain: str = "flow", ground: str = "l2", **sampling: Any) -> None:
-        super().__init__(**sampling)
-        self.noise = LaplaceFlowNoise(sigma, domain)
-        if ground not in GROUND_METRICS:
-            raise ValueError(f"ground must be one of {GROUND_METRICS}, got {ground!r}")
-        self.ground = ground
-        self.norm = f"wasserstein-{ground}"
-
-    @property
-    def sigma(self) -> float:
-        return self.noise.sigma
+        super().__init__(noise=LaplaceFlowNoise(sigma=sigma, domain=domain, ground=ground), **sampling)
+        self.norm = self.noise.norm
 
     @property
     def domain(self) -> str:
         return self.noise.domain
 
-    def perturb_(self, out: torch.Tensor, x: torch.Tensor, generator: torch.Generator) -> None:
-        self.noise.perturb_(out, x, generator)
+    @property
+    def ground(self) -> str:
+        return self.noise.ground
 
-    def radius(self, p_lower: np.ndarray) -> np.ndarray:
-        if self.domain == "pixel":
-            return laplace_pixel_wasserstein_radius(p_lower, self.sigma)
-        return wasserstein_radius(p_lower, self.sigma, self.ground)
-
-    def radius_two_bound(self, p_lower: np.ndarray, p_upper: np.ndarray) -> np.ndarray:
-        if self.domain == "pixel":
-            return laplace_pixel_wasserstein_radius_two_bound(p_lower, p_upper, self.sigma)
-        return wasserstein_radius_two_bound(p_lower, p_upper, self.sigma, self.ground)
+    def validate_inputs(self, x: torch.Tensor) -> None:
+        """Finite (N, C, H, W) images with non-negative entries (the CLI checks every input before writing)."""
+        self.noise.check_input(check_inputs(x, torch.device("cpu"), method=self.name), self.name)
 
     def base_input(self, x: torch.Tensor) -> torch.Tensor:
-        """The images themselves (checked: non-negative, positive mass), so the CLI refuses bad data up front."""
-        return self.noise.check(check_inputs(x, x.device if isinstance(x, torch.Tensor) else torch.device("cpu")))
+        """The images themselves (checked), so a model is probed on what it will be fed."""
+        self.validate_inputs(x)
+        return x
 
     def _checked(self, x: Any, device: torch.device) -> torch.Tensor:
-        return self.noise.check(check_inputs(x, device))
+        x = check_inputs(x, device, method=self.name)
+        self.noise.check_input(x, self.name)
+        return x
 
     def sample(self, classifier: Any, x: torch.Tensor, num: int, seeds: Sequence[int] | None = None,
                stream: int = CERTIFY_STREAM, generators: list[torch.Generator] | None = None) -> np.ndarray:
@@ -251,8 +275,5 @@ class WassersteinCertifier(SmoothingCertifier):
 
     @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> WassersteinCertifier:
-        if args.sigma is None:
-            raise ValueError("--sigma (noise standard deviation, normalised-mass units) is required for "
-                             "--method wasserstein")
-        return cls(args.sigma, domain=getattr(args, "noise_domain", "flow"),
-                   ground=getattr(args, "ground_metric", "l2"), **cls.sampling_kwargs(args))
+        sigma, _ = cls.noise_scale(args)
+        return cls(sigma, domain=args.noise_domain, ground=args.ground_metric, **cls.sampling_kwargs(args))

@@ -168,6 +168,7 @@ def test_augment_same_or_independent_per_batch():
     kept_i = (indep[:, 0] + indep[:, 1]) > 0.5
     assert torch.all(kept_s == kept_s[:1]) and torch.all(kept_s.flatten(1).sum(1) == 4)
     assert not torch.all(kept_i == kept_i[:1]) and torch.all(kept_i.flatten(1).sum(1) == 4)
+    assert torch.equal(noise.sample(x, torch.Generator().manual_seed(0)), indep)  # sample = independent draws
 
 
 # ---- Theorem 2.1 by enumeration (spec 9.1.2) -----------------------------------------------------------------

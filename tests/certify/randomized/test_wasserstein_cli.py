@@ -32,10 +32,10 @@ def test_wasserstein_through_the_cli(tmp_path, domain):
 def test_wasserstein_cli_errors_before_writing(tmp_path, capsys):
     data = tmp_path / "d.npz"
     x = np.random.default_rng(0).uniform(0, 1, (3, 1, 8, 8)).astype(np.float32)
-    x[0, 0, 0, 0] = -0.5  # negative intensity: not a mass distribution (the CLI probes the first input)
+    x[1, 0, 0, 0] = -0.5  # negative intensity: not a mass distribution (every input is checked up front)
     np.savez(data, x=x, y=np.zeros(3, dtype=np.int64))
     # negative data: refused by the data loader ([0, 1] images) or, for general inputs, by the method
-    for extra, messages in [([], ["--sigma (noise standard deviation"]),
+    for extra, messages in [([], ["--method wasserstein needs exactly one of --sigma"]),
                             (["--sigma", "-1"], ["sigma must be a finite number > 0"]),
                             (["--sigma", "0.1", "--data", str(data)], ["non-negative intensities", "[0, 1]"])]:
         out = tmp_path / "bad.tsv"
