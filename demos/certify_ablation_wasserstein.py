@@ -99,7 +99,8 @@ def run(out: Path, quick: bool) -> list[str]:
     sampling = ["--n0", str(n0), "--n", str(n), "--alpha", "0.05", "--batch", "1000", "--seed", str(SEED)]
     results: dict[str, dict] = {}
     lines, commands = [], []
-    for label, (family, method, flags, factory) in SETTINGS.items():
+    for i, (label, (family, method, flags, factory)) in enumerate(SETTINGS.items()):
+        print(f"[{i + 1}/{len(SETTINGS)}] {label}", flush=True)
         tag = f"{method}_{'_'.join(f.lstrip('-') for f in flags)}_e{epochs}"
         weights, tsv = out / f"{tag}.pt", out / f"{tag}_n{n}.tsv"
         argv = ["--model", f"{MODULE}:{factory}", "--weights", str(weights), "--data", "digits", "--method", method,
@@ -118,7 +119,10 @@ def run(out: Path, quick: bool) -> list[str]:
             torch.save(model.state_dict(), weights)
         train_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        if certify_main([*argv, "--no-progress"]) != 0:
+        code = certify_main([*argv, "--no-progress"])
+        if code == 130:  # Ctrl-C inside the CLI: finished rows are kept, the rerun resumes
+            raise KeyboardInterrupt
+        if code != 0:
             raise RuntimeError(f"python -m rlcert.certify {' '.join(argv)} failed (see stderr)")
         certify_s = time.perf_counter() - t0
         commands.append("python -m rlcert.certify " + " ".join(argv))
@@ -185,7 +189,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="writes <out>/ablation_wasserstein/")
     parser.add_argument("--quick", action="store_true", help="4 epochs, 40 test images, n = 200")
     args = parser.parse_args(argv)
-    for line in run(args.out, args.quick):
+    try:
+        lines = run(args.out, args.quick)
+    except KeyboardInterrupt:
+        print(f"interrupted: finished weights and TSV rows are kept under {args.out / 'ablation_wasserstein'}; "
+              "rerun to resume", flush=True)
+        return 130
+    for line in lines:
         print(line)
     return 0
 
