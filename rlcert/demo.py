@@ -27,6 +27,7 @@ SECTIONS = [
     ("Certification", "demos.certify:run"),
     ("Deterministic certificates", "demos.certify_deterministic:run"),
     ("Randomized ablation and Wasserstein smoothing", "demos.certify_ablation_wasserstein:run"),
+    ("Certifying agents", "demos.certify_policy:run"),
 ]
 
 
