@@ -210,8 +210,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.max >= 0:
         indices = indices[: args.max]
     meta = {key: (str(getattr(args, key)) if getattr(args, key) is not None else None) for key in RESUME_KEYS}
-    meta["method_args"] = {a: str(v) for a, v in sorted(vars(args).items())
-                           if a not in vars(build_parser().parse_args(["--out", "o"]))}
+    meta["method_args"] = {a: str(v) for a, v in sorted(vars(args).items())  # unset (None) flags are left out,
+                           if v is not None and a not in vars(build_parser().parse_args(["--out", "o"]))}
     meta_path = args.out.with_name(args.out.name + ".json")
     done: set[int] = set()
     if args.out.exists():

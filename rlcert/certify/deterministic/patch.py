@@ -85,8 +85,7 @@ def _votes(classifier: Any, batch: torch.Tensor, theta: float | None, num_classe
         return torch.nn.functional.one_hot(labels, num_classes)
     if getattr(classifier, "returns", "logits") != "logits":
         raise ValueError("theta (vote threshold) needs a base classifier that returns logits")
-    with torch.no_grad():
-        probs = torch.softmax(classifier.model(batch).float(), dim=1).cpu()
+    probs = torch.softmax(classifier.logits(batch).float(), dim=1).cpu()  # eval mode, inference mode
     if probs.shape[1] != num_classes:
         raise ValueError(f"model must return logits of shape (B, {num_classes}), got {tuple(probs.shape)}")
     return (probs >= theta).long()

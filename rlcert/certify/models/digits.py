@@ -1,4 +1,4 @@
-"""A tiny CNN for the 8x8 digits and its Gaussian-noise-augmented training (the demo's base classifier).
+"""A tiny CNN for the 8x8 digits and its noise-augmented training (the demo's base classifier), plus the CLI factories.
 
 Training noise is a ``rlcert.certify.randomized.noise.Noise`` object -- the one the certifier samples from -- added
 to the [0, 1] input **before** the model (no normalisation inside), so certified radii are in pixel units.
@@ -62,7 +62,8 @@ def training_noise(noise: str | Noise | NoiseFn, sigma: float) -> NoiseFn | None
 
 def train_digits_cnn(x: np.ndarray, y: np.ndarray, sigma: float = 0.25, epochs: int = 30,
                      noise: str | Noise | NoiseFn = "gaussian", lr: float = 3e-3, batch_size: int = 64, seed: int = 0,
-                     log=print, model_fn: Callable[[], nn.Module] = digits_cnn) -> nn.Module:
+                     log=print, model_fn: Callable[[], nn.Module] = digits_cnn,
+                     device: str | torch.device = "cpu") -> nn.Module:
     """Train ``model_fn()`` (built after seeding, so runs are reproducible) with noise augmentation (one fresh draw
     per image per epoch).
 
@@ -70,25 +71,29 @@ def train_digits_cnn(x: np.ndarray, y: np.ndarray, sigma: float = 0.25, epochs: 
     ``certifier.noise``: training and certification then share one noise object), a noise name ("gaussian",
     "laplace", "uniform", "ssn"; built with standard deviation ``sigma``; sigma = 0 trains clean), or a callable
     ``noise(batch, generator) -> model input`` (e.g. a deterministic certifier's ablation/encoding). Adam, cosine
-    learning-rate decay. Returns the model in eval mode.
+    learning-rate decay. ``device``: where the model, the data and the noise live (the batch order is drawn on the
+    CPU; on CUDA the noise uses its own generator seeded with ``seed``). Returns the model in eval mode.
     """
     if sigma < 0:
         raise ValueError(f"sigma must be >= 0, got {sigma}")
     augment = training_noise(noise, sigma)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    model = model_fn()
+    device = torch.device(device)
+    noise_gen = gen if device.type == "cpu" else torch.Generator(device=device).manual_seed(seed)
+    model = model_fn().to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-    xt, yt = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.int64)
+    xt = torch.as_tensor(x, dtype=torch.float32, device=device)
+    yt = torch.as_tensor(y, dtype=torch.int64, device=device)
     t0 = time.perf_counter()
     for epoch in range(epochs):
         model.train()
-        perm = torch.randperm(len(xt), generator=gen)
+        perm = torch.randperm(len(xt), generator=gen).to(device)
         total, correct, loss_sum = 0, 0, 0.0
         for i in range(0, len(xt), batch_size):
             idx = perm[i:i + batch_size]
-            xb = xt[idx] if augment is None else augment(xt[idx], gen)
+            xb = xt[idx] if augment is None else augment(xt[idx], noise_gen)
             logits = model(xb)
             loss = nn.functional.cross_entropy(logits, yt[idx])
             opt.zero_grad()

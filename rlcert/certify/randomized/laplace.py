@@ -60,11 +60,12 @@ class LaplaceNoise(Noise):
         self.bound = bound
 
     def perturb_(self, out: torch.Tensor, x: torch.Tensor, generator: torch.Generator | None) -> None:
-        # One uniform u in [0, 1) per coordinate: the sign is [u < 1/2], and w = frac(2u) is uniform in [0, 1)
+        # One uniform u in [0, 1) per coordinate: the sign is sign(u - 1/2), and w = frac(2u) is uniform in [0, 1)
         # and independent of it, so -log(1 - w) ~ Exp(1) (finite since w < 1); sign * lambd * Exp(1) ~ Laplace.
+        # (u = 1/2 gives sign 0 but also w = 0, i.e. noise 0 either way.) In-place ops, one temporary.
         u = out.uniform_(0.0, 1.0, generator=generator)
-        sign = torch.where(u < 0.5, -self.lambd, self.lambd).to(out.dtype)
-        u.mul_(2.0).frac_().neg_().log1p_().mul_(sign).add_(x)  # -log1p(-w) * (+-lambd) with the sign folded in
+        sign = (u - 0.5).sign_()
+        u.mul_(2.0).frac_().neg_().log1p_().mul_(sign).mul_(-self.lambd).add_(x)
 
     def radius(self, p_lower: np.ndarray) -> np.ndarray:
         if self.bound == "lecuyer":
