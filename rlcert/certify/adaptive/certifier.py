@@ -1,0 +1,90 @@
+"""CERTIFY for adaptive Gaussian pipelines: Cohen's Monte-Carlo protocol with the composed noise level.
+
+A pipeline is any object with ``noise_sigmas() -> tuple`` (one level per Gaussian step), ``num_classes``,
+``norm`` ("linf" or "l2") and ``pipeline(queries: GaussianQueries) -> logits (m, K) or labels (m,)``: e.g.
+``ARSModel``, ``StaticMaskModel``, ``VanillaSmoothingModel`` or ``AdaptivePipeline(fn, sigmas, K)`` around a
+user function. Selection (n0) and fresh estimation (n) draws, the one-sided Clopper-Pearson bound and the
+abstain rule are the core's (``SmoothingCertifier.certificates_from_counts``); the radius is
+``adaptive_radius(p_lower, sigmas, dim=d)``: sigma_eff Phi^-1(p_lower) (/ sqrt(d) for linf, d = x[0].numel()).
+Guarantee: with probability >= 1 - alpha over the sampling, the smoothed pipeline (majority vote of full runs)
+returns the certified class for every x + delta with ||delta|| < radius in the pipeline's norm.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from rlcert.certify.adaptive.composition import adaptive_radius, effective_sigma
+from rlcert.certify.adaptive.queries import GaussianQueries
+from rlcert.certify.result import Certificate
+from rlcert.certify.sampling import _chunks
+from rlcert.certify.smoothing import CERTIFY_STREAM, SmoothingCertifier, check_inputs
+
+
+class AdaptiveCertifier(SmoothingCertifier):
+    """Certify adaptive Gaussian pipelines (ARS and its baselines) with the core's CERTIFY statistics."""
+
+    name = "ars"
+    norm = "linf"
+
+    def __init__(self, **sampling: Any) -> None:
+        super().__init__(**sampling)
+        self._sigmas: tuple[float, ...] = ()
+        self._dim: int | None = None
+
+    def perturb_(self, out: torch.Tensor, x: torch.Tensor, generator: torch.Generator) -> None:
+        raise TypeError("adaptive pipelines draw their own noise through GaussianQueries; use certify(pipeline, x)")
+
+    def radius(self, p_lower: np.ndarray) -> np.ndarray:
+        return adaptive_radius(p_lower, self._sigmas, dim=self._dim)
+
+    def radius_two_bound(self, p_lower: np.ndarray, p_upper: np.ndarray) -> np.ndarray:
+        return adaptive_radius(p_lower, self._sigmas, p_upper=p_upper, dim=self._dim)
+
+    @torch.no_grad()
+    def pipeline_counts(self, model: Any, x: torch.Tensor, num: int, generators: Sequence[torch.Generator],
+                        sigmas: Sequence[float]) -> np.ndarray:
+        """Vote counts (N, K) of ``num`` independent full pipeline runs per input of x (N, *shape)."""
+        k = int(model.num_classes)
+        counts = np.zeros((x.shape[0], k), dtype=np.int64)
+        for i in range(x.shape[0]):
+            for m in _chunks(num, self.batch):
+                xs = x[i:i + 1].expand(m, *x.shape[1:])
+                out = model.pipeline(GaussianQueries(xs, sigmas, model.norm, generators[i]))
+                labels = out.argmax(1) if out.ndim == 2 else out.long()
+                if bool(((labels < 0) | (labels >= k)).any()):
+                    raise ValueError(f"the pipeline returned labels outside [0, {k}); check num_classes")
+                counts[i] += torch.bincount(labels, minlength=k).cpu().numpy()
+        return counts
+
+    def certify(self, model: Any, x: torch.Tensor, seeds: Sequence[int] | None = None) -> list[Certificate]:
+        """CERTIFY each input of x (N, *shape) against ``model``'s norm; ``model`` is put in eval mode meanwhile."""
+        device = next((p.device for p in model.parameters()), torch.device("cpu")) \
+            if isinstance(model, torch.nn.Module) else torch.device("cpu")
+        x = check_inputs(x, device)
+        sigmas = tuple(float(s) for s in model.noise_sigmas())
+        effective_sigma(sigmas)  # validates
+        if model.norm not in ("linf", "l2"):
+            raise ValueError(f"pipeline norm must be 'linf' or 'l2', got {model.norm!r}")
+        was = getattr(model, "training", False)
+        if isinstance(model, torch.nn.Module):
+            model.eval()
+        try:
+            gens = self._generators(x.shape[0], seeds, CERTIFY_STREAM, x.device)
+            counts0 = self.pipeline_counts(model, x, self.n0, gens, sigmas)          # selection
+            counts = self.pipeline_counts(model, x, self.n, gens, sigmas)            # fresh estimation
+        finally:
+            if was:
+                model.train()
+        self._sigmas, self._dim = sigmas, (int(x[0].numel()) if model.norm == "linf" else None)
+        certs = self.certificates_from_counts(counts0.argmax(axis=1), counts)
+        return [Certificate(c.prediction, c.radius, model.norm, c.p_lower, c.counts, c.p_upper) for c in certs]
+
+    @classmethod
+    def from_arguments(cls, args: argparse.Namespace) -> AdaptiveCertifier:
+        return cls(**cls.sampling_kwargs(args))
