@@ -6,7 +6,7 @@ step may depend on the outputs of earlier ones, with its own mu fixed) is G_mu-D
 (Dong et al. Cor. 3.3). For sensitivity r in every step this is the Gaussian mechanism at
 sigma_eff = 1 / sqrt(sum 1 / sigma_i^2), so Cohen's radius holds with sigma_eff (Prop. 2.1):
 
-    r_2 = sigma_eff / 2 * (Phi^-1(p_lower) - Phi^-1(p_upper))      (= sigma_eff * Phi^-1(p_lower) for p_upper = 1 - p_lower)
+    r_2 = sigma_eff / 2 * (Phi^-1(p_lower) - Phi^-1(p_upper))   (= sigma_eff Phi^-1(p_lower) if p_upper = 1 - p_lower)
 
 For an l-infinity adversary a step whose query is w * X (w a mask computed from earlier outputs) has l2
 sensitivity ||w||_2 * r_inf, so noise of standard deviation sigma_i ||w||_2 / sqrt(d) makes it G_{sqrt(d) r_inf /
