@@ -19,8 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlcert.certify.adaptive.composition import adaptive_radius, effective_sigma
+from rlcert.certify.adaptive.ars import AVERAGING, ARSModel
+from rlcert.certify.adaptive.composition import adaptive_radius, effective_sigma, split_sigma2
 from rlcert.certify.adaptive.queries import GaussianQueries
+from rlcert.certify.checks import check_count, check_positive
+from rlcert.certify.registry import register
 from rlcert.certify.result import Certificate
 from rlcert.certify.sampling import _chunks
 from rlcert.certify.smoothing import CERTIFY_STREAM, SmoothingCertifier, check_inputs
@@ -88,3 +91,63 @@ class AdaptiveCertifier(SmoothingCertifier):
     @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> AdaptiveCertifier:
         return cls(**cls.sampling_kwargs(args))
+
+
+@register
+class ARSCertifier(AdaptiveCertifier):
+    """``--method ars``: two-step l-infinity ARS from two models, ``--base-model`` (x_hat -> logits (B, K)) and
+    ``--mask-model`` (m1 -> mask logits of the input's shape, or values in [0, 1] with ``--mask-activation
+    none``), at total noise ``--sigma`` with ``--sigma1`` (> sigma; the frozen value of a learned sigma1)."""
+
+    name = "ars"
+    norm = "linf"
+
+    def __init__(self, sigma: float, sigma1: float, base_model: Any = None, mask_model: Any = None,
+                 num_classes: int | None = None, averaging: str = "variance_consistent",
+                 mask_activation: str = "sigmoid", **sampling: Any) -> None:
+        super().__init__(**sampling)
+        self.sigma = check_positive(sigma, "sigma")
+        split_sigma2(self.sigma, sigma1)   # sigma1 > sigma
+        if averaging not in AVERAGING:
+            raise ValueError(f"--averaging must be one of {AVERAGING}, got {averaging!r}")
+        self.sigma1, self.averaging, self.mask_activation = float(sigma1), averaging, mask_activation
+        self.base_model, self.mask_model, self.num_classes = base_model, mask_model, num_classes
+
+    def base_classifier(self) -> ARSModel | None:
+        if self.base_model is None or self.mask_model is None:
+            return None
+        if self.num_classes is None:
+            raise ValueError("--num-classes is required for --method ars (number of logits of --base-model)")
+        return ARSModel(self.mask_model, self.base_model, self.sigma, check_count(self.num_classes, "--num-classes",
+                                                                                   2),
+                        sigma1=self.sigma1, averaging=self.averaging, mask_activation=self.mask_activation).eval()
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("--base-model", required=True,
+                            help="classifier on the averaged input: TorchScript file or package.module:factory")
+        parser.add_argument("--base-weights", default=None, help="state dict for a module:factory --base-model")
+        parser.add_argument("--mask-model", required=True,
+                            help="mask network on m1 = x + sigma1 z: TorchScript file or package.module:factory")
+        parser.add_argument("--mask-weights", default=None, help="state dict for a module:factory --mask-model")
+        parser.add_argument("--sigma1", type=float, required=True,
+                            help="first-step noise (> --sigma); sigma2 follows from 1/s1^2 + 1/s2^2 = 1/sigma^2")
+        parser.add_argument("--averaging", choices=AVERAGING, default="variance_consistent",
+                            help="x_hat weights: variance_consistent (default) or as_printed (the paper's formula)")
+        parser.add_argument("--mask-activation", choices=("sigmoid", "none"), default="sigmoid",
+                            help="sigmoid on the mask model's output (default) or none (outputs already in [0, 1])")
+
+    @classmethod
+    def from_arguments(cls, args: argparse.Namespace) -> ARSCertifier:
+        from rlcert.certify.cli import load_model, resolve_device
+
+        if args.sigma is None:
+            raise ValueError("--sigma (total noise level) is required for --method ars")
+        if args.model is not None:
+            raise ValueError("--method ars takes --base-model and --mask-model, not --model")
+        device = resolve_device(args.device)
+        base = load_model(args.base_model, args.base_weights, device)
+        mask = load_model(args.mask_model, args.mask_weights, device)
+        return cls(args.sigma, args.sigma1, base, mask, args.num_classes, args.averaging, args.mask_activation,
+                   **cls.sampling_kwargs(args))

@@ -8,6 +8,7 @@ from rlcert.certify.locally_biased.lbrs import (
     TorchScore,
     data_radius,
     dual_norm,
+    is_affine,
     linear_base_radius,
     nearest_reference,
     nonlinear_base_radius,
@@ -15,4 +16,4 @@ from rlcert.certify.locally_biased.lbrs import (
 )
 
 __all__ = ["NORMS", "LBRSResult", "LinearScore", "LocallyBiasedSmoothing", "TorchScore", "data_radius", "dual_norm",
-           "linear_base_radius", "nearest_reference", "nonlinear_base_radius", "primal_norm"]
+           "is_affine", "linear_base_radius", "nearest_reference", "nonlinear_base_radius", "primal_norm"]

@@ -126,16 +126,26 @@ class LinearScore:
         return x @ self.weight + self.bias, np.broadcast_to(self.weight, x.shape)
 
 
+def is_affine(model: Any) -> bool:
+    """True when ``model`` is an ``nn.Linear`` or an ``nn.Sequential`` of only Linear / Flatten / Identity layers
+    (an affine map, so Theorem 6 applies). Anything else (incl. TorchScript) counts as nonlinear."""
+    if isinstance(model, nn.Linear):
+        return True
+    if isinstance(model, nn.Sequential) and len(model) > 0:
+        return all(is_affine(m) or isinstance(m, (nn.Flatten, nn.Identity)) for m in model) and any(
+            is_affine(m) for m in model)
+    return False
+
+
 class TorchScore:
     """A differentiable ``nn.Module`` (or callable) as the score: outputs (B,) or (B, 1) are g itself; (B, 2) logits
-    give g = logit[1] - logit[0] (class 1 <-> label +1). Gradients by autograd, in eval mode. Nonlinear: a
-    certificate needs a user-given gradient-Lipschitz constant (Theorem 8)."""
-
-    linear = False
+    give g = logit[1] - logit[0] (class 1 <-> label +1). Gradients by autograd, in eval mode. ``linear`` defaults
+    to ``is_affine(model)``; a nonlinear score needs a user-given gradient-Lipschitz constant (Theorem 8)."""
 
     def __init__(self, model: nn.Module | Any, input_shape: tuple[int, ...] | None = None,
-                 device: str | torch.device = "cpu") -> None:
+                 device: str | torch.device = "cpu", linear: bool | None = None) -> None:
         self.model, self.input_shape, self.device = model, input_shape, torch.device(device)
+        self.linear = is_affine(model) if linear is None else bool(linear)
 
     def score_torch(self, xt: torch.Tensor) -> torch.Tensor:
         """g on a torch batch of flattened inputs (B, d), differentiable."""
