@@ -126,11 +126,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=40, help="CNN training epochs (default 40)")
     p.add_argument("--mc", type=int, default=200, help="noise samples per sigma-NS prediction (default 200)")
     p.add_argument("--eot", type=int, default=16, help="noise samples per PGD step against sigma-NS (default 16)")
+    p.add_argument("--max-test", type=int, default=-1, help="evaluate at most this many test images (-1: all)")
     args = p.parse_args(argv)
     if args.n_ref < 2 or args.n_ref % 2 or args.epochs < 1 or args.mc < 50 or args.eot < 1:
         raise SystemExit("--n-ref must be even >= 2, --epochs >= 1, --mc >= 50, --eot >= 1")
     torch.set_num_threads(1)
     (x_tr, y_tr), (x_ref, y_ref), (x_te, y_te) = load(args.seed, args.n_ref)
+    if args.max_test >= 1:
+        x_te, y_te = x_te[: args.max_test], y_te[: args.max_test]
     net = train_cnn(x_tr, y_tr, args.seed, args.epochs)
     for p_ in net.parameters():
         p_.requires_grad_(False)
