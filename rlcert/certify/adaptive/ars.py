@@ -28,7 +28,7 @@ from torch import nn
 
 from rlcert.certify.adaptive.composition import split_sigma2
 from rlcert.certify.adaptive.queries import GaussianQueries
-from rlcert.certify.checks import check_positive
+from rlcert.certify.core.checks import check_positive
 
 AVERAGING = ("variance_consistent", "as_printed")
 

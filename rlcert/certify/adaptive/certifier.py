@@ -22,11 +22,11 @@ import torch
 from rlcert.certify.adaptive.ars import AVERAGING, ARSModel
 from rlcert.certify.adaptive.composition import adaptive_radius, effective_sigma, split_sigma2
 from rlcert.certify.adaptive.queries import GaussianQueries
-from rlcert.certify.checks import check_count, check_positive
-from rlcert.certify.registry import register
-from rlcert.certify.result import Certificate
-from rlcert.certify.sampling import _chunks
-from rlcert.certify.smoothing import CERTIFY_STREAM, SmoothingCertifier, check_inputs
+from rlcert.certify.core.certificate import Certificate
+from rlcert.certify.core.checks import check_count, check_positive
+from rlcert.certify.core.registry import register
+from rlcert.certify.core.sampling import _chunks
+from rlcert.certify.core.smoothing import CERTIFY_STREAM, SmoothingCertifier, check_inputs
 
 
 class AdaptiveCertifier(SmoothingCertifier):
@@ -140,7 +140,7 @@ class ARSCertifier(AdaptiveCertifier):
 
     @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> ARSCertifier:
-        from rlcert.certify.cli import load_model, resolve_device
+        from rlcert.certify.cli.certify import load_model, resolve_device
 
         if args.sigma is None:
             raise ValueError("--sigma (total noise level) is required for --method ars")

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.stats import norm as normal
 
-from rlcert.certify.checks import check_positive
+from rlcert.certify.core.checks import check_positive
 
 
 def gaussian_tradeoff(a, mu: float):

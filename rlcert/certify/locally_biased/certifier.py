@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlcert.certify.base import Certifier
-from rlcert.certify.classifier import BaseClassifier
+from rlcert.certify.core.certificate import Certificate
+from rlcert.certify.core.certifier import Certifier
+from rlcert.certify.core.classifier import BaseClassifier
+from rlcert.certify.core.registry import register
 from rlcert.certify.locally_biased.lbrs import NORMS, LocallyBiasedSmoothing, TorchScore, is_affine
-from rlcert.certify.registry import register
-from rlcert.certify.result import Certificate
 
 
 def load_reference(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -99,7 +99,7 @@ class LocallyBiasedCertifier(Certifier):
 
     @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> LocallyBiasedCertifier:
-        from rlcert.certify.cli import load_model, resolve_device
+        from rlcert.certify.cli.certify import load_model, resolve_device
 
         if args.model is not None:
             raise ValueError("--method lbrs takes --score-model, not --model")

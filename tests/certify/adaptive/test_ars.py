@@ -27,7 +27,7 @@ from rlcert.certify.adaptive import (
     gaussian_tradeoff,
     split_sigma2,
 )
-from rlcert.certify.stats import cp_lower
+from rlcert.certify.core.stats import cp_lower
 
 
 # ---- A1 budget split and radius -------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import torch
 from scipy.stats import norm as normal
 from torch import nn
 
-from rlcert.certify.cli import main
+from rlcert.certify.cli.certify import main
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit
 

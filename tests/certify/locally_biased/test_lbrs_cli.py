@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from rlcert.certify import LocallyBiasedCertifier
-from rlcert.certify.cli import main
+from rlcert.certify.cli.certify import main
 from rlcert.certify.locally_biased import LinearScore, LocallyBiasedSmoothing
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit
