@@ -158,7 +158,8 @@ def report(cells: list[dict], out: Path) -> None:
     lines = ["| k | sigma | vanilla | static mask | ARS | seeds |", "|---|---|---|---|---|---|"]
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.8), squeeze=False)
     for ax, (k, s) in zip(axes[0], keys):
-        rmax = s * 3.1 / k
+        here = [r for c in cells if (c["k"], c["sigma"]) == (k, s) for r in c["radius"]]
+        rmax = 1.1 * max(max(here, default=0.0), 1e-6)
         radii = np.linspace(0, rmax, 60)
         row = [f"| {k} | {s:g} "]
         n_seeds = 0
@@ -204,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=12, help="training epochs (default 12)")
     p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (default 2e-3)")
     p.add_argument("--n-test", type=int, default=100, help="certified test images (default 100)")
+    p.add_argument("--max-train", type=int, default=-1, help="use at most this many training digits (-1: all)")
     p.add_argument("--n0", type=int, default=20, help="selection samples (default 20)")
     p.add_argument("--n", type=int, default=500, help="estimation samples (default 500)")
     p.add_argument("--alpha", type=float, default=0.001, help="failure probability (default 0.001)")
@@ -222,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     cells_dir = args.out / "cells"
     cells_dir.mkdir(parents=True, exist_ok=True)
     x_tr8, y_tr = load_digits_split("train")
+    if args.max_train >= 1:
+        x_tr8, y_tr = x_tr8[: args.max_train], y_tr[: args.max_train]
     x_te8, y_te = load_digits_split("test")
     todo = [(k, s, m, seed) for k in args.ks for s in args.sigmas for seed in args.seeds for m in args.methods]
     data_cache: dict[int, tuple] = {}
