@@ -156,8 +156,10 @@ def report(cells: list[dict], out: Path) -> None:
 
     keys = sorted({(c["k"], c["sigma"]) for c in cells})
     lines = ["| k | sigma | vanilla | static mask | ARS | seeds |", "|---|---|---|---|---|---|"]
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.8), squeeze=False)
-    for ax, (k, s) in zip(axes[0], keys):
+    ks, ss = sorted({k for k, _ in keys}), sorted({s for _, s in keys})
+    fig, axes = plt.subplots(len(ks), len(ss), figsize=(4.6 * len(ss), 3.6 * len(ks)), squeeze=False)
+    for k, s in keys:
+        ax = axes[ks.index(k)][ss.index(s)]
         here = [r for c in cells if (c["k"], c["sigma"]) == (k, s) for r in c["radius"]]
         rmax = 1.1 * max(max(here, default=0.0), 1e-6)
         radii = np.linspace(0, rmax, 60)
@@ -183,7 +185,7 @@ def report(cells: list[dict], out: Path) -> None:
         ax.set_ylabel("certified accuracy")
         ax.set_ylim(0, 1)
         ax.legend(fontsize=8)
-    fig.suptitle("Digits on cluttered k x k canvases (random edge position): certified accuracy, mean over seeds "
+    fig.suptitle("Digits on cluttered k x k canvases (random edge position):\ncertified accuracy, mean over seeds "
                  "(band: min-max)", fontsize=10)
     fig.tight_layout()
     fig.savefig(out / "ars_canvas_certified.png", dpi=100)
