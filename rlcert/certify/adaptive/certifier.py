@@ -41,7 +41,7 @@ class AdaptiveCertifier(SmoothingCertifier):
         self._dim: int | None = None
 
     def perturb_(self, out: torch.Tensor, x: torch.Tensor, generator: torch.Generator) -> None:
-        raise TypeError("adaptive pipelines draw their own noise through GaussianQueries; use certify(pipeline, x)")
+        raise TypeError("adaptive pipelines draw their own noise through GaussianQueries (see sample())")
 
     def radius(self, p_lower: np.ndarray) -> np.ndarray:
         return adaptive_radius(p_lower, self._sigmas, dim=self._dim)
@@ -65,8 +65,8 @@ class AdaptiveCertifier(SmoothingCertifier):
                 counts[i] += torch.bincount(labels, minlength=k).cpu().numpy()
         return counts
 
-    def certify(self, model: Any, x: torch.Tensor, seeds: Sequence[int] | None = None) -> list[Certificate]:
-        """CERTIFY each input of x (N, *shape) against ``model``'s norm; ``model`` is put in eval mode meanwhile."""
+    @staticmethod
+    def _prepare(model: Any, x: Any) -> tuple[torch.Tensor, tuple[float, ...]]:
         device = next((p.device for p in model.parameters()), torch.device("cpu")) \
             if isinstance(model, torch.nn.Module) else torch.device("cpu")
         x = check_inputs(x, device)
@@ -74,16 +74,29 @@ class AdaptiveCertifier(SmoothingCertifier):
         effective_sigma(sigmas)  # validates
         if model.norm not in ("linf", "l2"):
             raise ValueError(f"pipeline norm must be 'linf' or 'l2', got {model.norm!r}")
+        return x, sigmas
+
+    def sample(self, model: Any, x: torch.Tensor, num: int, seeds: Sequence[int] | None = None,
+               stream: int = CERTIFY_STREAM, generators: list[torch.Generator] | None = None) -> np.ndarray:
+        """Counts (N, K) of ``num`` full pipeline runs per input (used by PREDICT); model in eval mode meanwhile."""
+        x, sigmas = self._prepare(model, x)
+        if generators is None:
+            generators = self._generators(x.shape[0], seeds, stream, x.device)
         was = getattr(model, "training", False)
         if isinstance(model, torch.nn.Module):
             model.eval()
         try:
-            gens = self._generators(x.shape[0], seeds, CERTIFY_STREAM, x.device)
-            counts0 = self.pipeline_counts(model, x, self.n0, gens, sigmas)          # selection
-            counts = self.pipeline_counts(model, x, self.n, gens, sigmas)            # fresh estimation
+            return self.pipeline_counts(model, x, check_count(num, "num"), generators, sigmas)
         finally:
             if was:
                 model.train()
+
+    def certify(self, model: Any, x: torch.Tensor, seeds: Sequence[int] | None = None) -> list[Certificate]:
+        """CERTIFY each input of x (N, *shape) against ``model``'s norm; ``model`` is put in eval mode meanwhile."""
+        x, sigmas = self._prepare(model, x)
+        gens = self._generators(x.shape[0], seeds, CERTIFY_STREAM, x.device)
+        counts0 = self.sample(model, x, self.n0, generators=gens)          # selection
+        counts = self.sample(model, x, self.n, generators=gens)            # fresh estimation (same streams, new draws)
         self._sigmas, self._dim = sigmas, (int(x[0].numel()) if model.norm == "linf" else None)
         certs = self.certificates_from_counts(counts0.argmax(axis=1), counts)
         return [Certificate(c.prediction, c.radius, model.norm, c.p_lower, c.counts, c.p_upper) for c in certs]

@@ -303,6 +303,17 @@ def test_static_and_vanilla_models_and_user_pipeline():
     assert c.norm == "l2"
 
 
+def test_predict_runs_full_pipelines():
+    """PREDICT through the pipeline: a base that always answers class 2 is predicted as 2; a coin flip abstains."""
+    x = torch.rand(3, 1, 4, 4)
+    const = AdaptivePipeline(lambda q: torch.full((q.shape[0],), 2, dtype=torch.long) + 0 * q(0)[:, 0, 0, 0].long(),
+                             (0.5,), 3)
+    cert = AdaptiveCertifier(n=100, alpha=0.01, batch=50)
+    assert cert.predict(const, x).tolist() == [2, 2, 2]
+    coin = AdaptivePipeline(lambda q: (q(0)[:, 0, 0, 0] > x[0, 0, 0, 0]).long(), (0.5,), 2)
+    assert (cert.predict(coin, x[:1].expand(20, 1, 4, 4), seeds=list(range(20))) == -1).mean() > 0.8
+
+
 def test_learned_sigma1_trains_and_keeps_the_split():
     base = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
     model = ARSModel(nn.Conv2d(1, 1, 3, padding=1), base, 0.5, 2, sigma1=1.0, learn_sigma1=True)
