@@ -142,6 +142,48 @@ def run_cell(k, sigma, method, seed, data, args) -> dict:
             "pred": [c.prediction for c in certs], "radius": [c.radius for c in certs]}
 
 
+def mask_figure(k: int, sigma: float, args, out: Path) -> None:
+    """Train one ARS model (seed 0) and draw, for 4 test canvases: x, m1, the mask w(m1) and x_hat."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x_tr8, y_tr = load_digits_split("train")
+    x_te8, _ = load_digits_split("test")
+    x_te = torch.as_tensor(make_canvas(x_te8[:4], k, 2, x_tr8))
+    torch.manual_seed(7)
+    model = build("ars", k, sigma, args.sigma1_factor)
+    train(model, x_tr8, y_tr, k, args.epochs, 0, args.lr)
+    seen = {}
+
+    def hook(_m, inp, out_):
+        seen["m1"], seen["w"] = inp[0].detach(), torch.sigmoid(out_).detach()
+
+    model.mask_net.register_forward_hook(hook)
+    captured = {}
+    base_forward = model.base_net.forward
+    model.base_net.forward = lambda z: (captured.__setitem__("xhat", z.detach()), base_forward(z))[1]
+    with torch.no_grad():
+        model(x_te, torch.Generator().manual_seed(0))
+    fig, axes = plt.subplots(4, 4, figsize=(8, 8.4))
+    for i in range(4):
+        for j, (name, img) in enumerate((("x", x_te[i, 0]), ("m1 = x + s1 z1", seen["m1"][i, 0]),
+                                          ("mask w(m1)", seen["w"][i, 0]), ("x_hat", captured["xhat"][i, 0]))):
+            ax = axes[i, j]
+            ax.imshow(img.numpy(), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(name, fontsize=9)
+    fig.suptitle(f"ARS masks, k = {k}, sigma = {sigma:g} (sigma1 = {float(model.sigma1()):.2f}), "
+                 f"{args.epochs} epochs", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out / "ars_canvas_masks.png", dpi=90)
+    plt.close(fig)
+    print(f"wrote {out / 'ars_canvas_masks.png'}")
+
+
 def certified_accuracy(cell: dict, radii: np.ndarray) -> np.ndarray:
     ok = np.array(cell["pred"]) == np.array(cell["labels"])
     r = np.array(cell["radius"])
@@ -213,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--alpha", type=float, default=0.001, help="failure probability (default 0.001)")
     p.add_argument("--batch", type=int, default=500, help="pipeline runs per forward pass (default 500)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--mask-figure", action="store_true",
+                   help="only train one ARS model at the first k and sigma and draw its masks (ars_canvas_masks.png)")
     args = p.parse_args(argv)
     if min(args.ks) < 8:
         raise SystemExit(f"--ks must all be >= 8 (the digit is 8x8), got {args.ks}")
@@ -225,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
 
     cells_dir = args.out / "cells"
     cells_dir.mkdir(parents=True, exist_ok=True)
+    if args.mask_figure:
+        mask_figure(args.ks[0], args.sigmas[0], args, args.out)
+        return 0
     x_tr8, y_tr = load_digits_split("train")
     if args.max_train >= 1:
         x_tr8, y_tr = x_tr8[: args.max_train], y_tr[: args.max_train]
