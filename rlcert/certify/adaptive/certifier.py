@@ -119,8 +119,8 @@ class ARSCertifier(AdaptiveCertifier):
                  num_classes: int | None = None, averaging: str = "variance_consistent",
                  mask_activation: str = "sigmoid", **sampling: Any) -> None:
         super().__init__(**sampling)
-        self.sigma = check_positive(sigma, "sigma")
-        split_sigma2(self.sigma, sigma1)   # sigma1 > sigma
+        self.total_sigma = check_positive(sigma, "sigma")
+        split_sigma2(self.total_sigma, sigma1)   # sigma1 > sigma
         if averaging not in AVERAGING:
             raise ValueError(f"--averaging must be one of {AVERAGING}, got {averaging!r}")
         self.sigma1, self.averaging, self.mask_activation = float(sigma1), averaging, mask_activation
@@ -131,12 +131,20 @@ class ARSCertifier(AdaptiveCertifier):
             return None
         if self.num_classes is None:
             raise ValueError("--num-classes is required for --method ars (number of logits of --base-model)")
-        return ARSModel(self.mask_model, self.base_model, self.sigma, check_count(self.num_classes, "--num-classes",
-                                                                                   2),
+        return ARSModel(self.mask_model, self.base_model, self.total_sigma,
+                        check_count(self.num_classes, "--num-classes", 2),
                         sigma1=self.sigma1, averaging=self.averaging, mask_activation=self.mask_activation).eval()
+
+    @property
+    def sigma(self) -> float:
+        """The total noise level sigma (1/sigma1^2 + 1/sigma2^2 = 1/sigma^2)."""
+        return self.total_sigma
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--sigma", type=float, default=None,
+                            help="total noise standard deviation sigma per coordinate (1/sigma1^2 + 1/sigma2^2 = "
+                                 "1/sigma^2; the radius is Gaussian smoothing's at sigma, divided by sqrt(d))")
         super().add_arguments(parser)
         parser.add_argument("--base-model", required=True,
                             help="classifier on the averaged input: TorchScript file or package.module:factory")
@@ -155,7 +163,7 @@ class ARSCertifier(AdaptiveCertifier):
     def from_arguments(cls, args: argparse.Namespace) -> ARSCertifier:
         from rlcert.certify.cli.certify import load_model, resolve_device
 
-        if args.sigma is None:
+        if getattr(args, "sigma", None) is None:
             raise ValueError("--sigma (total noise level) is required for --method ars")
         if args.model is not None:
             raise ValueError("--method ars takes --base-model and --mask-model, not --model")

@@ -69,14 +69,18 @@ class LocallyBiasedCertifier(Certifier):
         return LocallyBiasedSmoothing(TorchScore(model, input_shape, device), self.ref_x, self.ref_y, self.bias,
                                       self.norm, self.lipschitz)
 
+    def validate_inputs(self, x: torch.Tensor) -> None:
+        """Inputs must have as many features as the reference points (the CLI checks before writing)."""
+        if int(np.prod(tuple(x.shape[1:]))) != self.ref_x.reshape(len(self.ref_x), -1).shape[1]:
+            raise ValueError(f"--method lbrs: inputs of shape {tuple(x.shape[1:])} do not match the reference "
+                             f"set's {tuple(self.ref_x.shape[1:])}")
+
     def certify(self, classifier: Any, x: torch.Tensor) -> list[Certificate]:
         """``classifier``: a BaseClassifier (its ``model``) or an nn.Module; x (N, *input_shape)."""
         model = getattr(classifier, "model", classifier)
         device = getattr(classifier, "device", "cpu")
         x = torch.as_tensor(x)
-        if int(np.prod(x.shape[1:])) != self.ref_x.reshape(len(self.ref_x), -1).shape[1]:
-            raise ValueError(f"inputs of shape {tuple(x.shape[1:])} do not match the reference set's "
-                             f"{tuple(self.ref_x.shape[1:])}")
+        self.validate_inputs(x)
         res = self.smoother(model, tuple(x.shape[1:]), device).certify(x.detach().cpu().numpy())
         return [Certificate(prediction=int(lab > 0), radius=float(r), norm=self.norm)
                 for lab, r in zip(res.label, res.radius)]
