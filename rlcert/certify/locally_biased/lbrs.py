@@ -83,7 +83,9 @@ def data_radius(x: np.ndarray, ref_x: np.ndarray, ref_y: np.ndarray, norm: str,
             continue
         num = d2[b, opp] - d2[b, i]                       # >= 0 since i is the nearest
         den = 2.0 * dual_norm(ref_x[i][None, :] - ref_x[opp], norm)
-        out[b] = max(float(np.min(num / den)), 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)  # duplicate point, other label: 0
+        out[b] = max(float(np.min(ratio)), 0.0)
     return out
 
 

@@ -69,6 +69,10 @@ def test_ties_and_empty_opposite_set():
     m = LocallyBiasedSmoothing(LinearScore([1.0, 0.0], 0.5), [[0, 1], [0, -1]], [1, 1], bias=0.1, norm="l2")
     r = m.certify([[3.0, 0.0]])
     assert np.isinf(r.r_data[0]) and r.radius[0] == pytest.approx(3.6, abs=1e-12)
+    # the same point stored with both labels: r_data = 0, never NaN
+    m = LocallyBiasedSmoothing(LinearScore([1.0, 0.0], 0.5), [[0, 1], [0, 1]], [1, -1], bias=0.1, norm="linf")
+    r = m.certify([[3.0, 0.0]])
+    assert r.r_data[0] == 0.0 and r.radius[0] == 0.0
     # g_mu = 0 -> label +1, radius 0, flagged
     m = LocallyBiasedSmoothing(LinearScore([1.0, 0.0], 0.0), [[1, 0]], [-1], bias=1.0, norm="l2")
     r = m.certify([[1.0, 0.0]])
