@@ -169,10 +169,10 @@ class GoalInput(GradientMatching):
     c_low: float
     goal_key: str
 
-    def _setup_goal_input(self, alpha: float, reengage_mode: str, c_low: float,
-                          reward_fn: Callable[[th.Tensor, th.Tensor], th.Tensor] | None, goal_key: str,
-                          goal_weighting: str | None, goal_reduction: str, through_target_actor: bool,
-                          kwargs: dict[str, Any]) -> None:
+    def __init__(self, *args: Any, alpha: float = 0.2, reengage_mode: str = "sparse", c_low: float = -1.0,
+                 reward_fn: Callable[[th.Tensor, th.Tensor], th.Tensor] | None = None, goal_key: str = "desired_goal",
+                 goal_weighting: str | None = None, goal_reduction: str = "mean", through_target_actor: bool = True,
+                 **kwargs: Any) -> None:
         if reengage_mode not in MODES:
             raise ValueError(f"reengage_mode must be one of {MODES}, got {reengage_mode!r}")
         if reengage_mode == "dense" and reward_fn is None and alpha > 0:
@@ -183,6 +183,8 @@ class GoalInput(GradientMatching):
         self.reengage_mode, self.c_low, self.reward_fn = reengage_mode, float(c_low), reward_fn
         self.goal_key, self.goal_weighting = goal_key, goal_weighting
         self._goal_rms: RunningMeanStd | None = None
+        super().__init__(*args, **kwargs)
+        self._check_share_features()
 
     def _check_share_features(self) -> None:
         if self.alpha > 0 and self.policy_kwargs.get("share_features_extractor", False):  # type: ignore[attr-defined]
