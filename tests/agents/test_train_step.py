@@ -6,7 +6,7 @@ from stable_baselines3 import HerReplayBuffer
 from torch.func import functional_call, grad, vmap
 
 import rlcert  # noqa: F401
-from rlcert.agents import ReenGAGETD3
+from rlcert.agents import ReenGAGEDQN, ReenGAGESAC, ReenGAGETD3
 
 
 def test_critic_gradient_matches_torch_func_reference():
@@ -63,3 +63,147 @@ def test_critic_gradient_matches_torch_func_reference():
     for (name, p), w in zip(critic.named_parameters(), want):
         assert th.allclose(p.grad, w, rtol=1e-4, atol=1e-6), name
     assert 0 < mask.mean() < 1  # both kinds of transitions are present
+
+
+def _capture_step_grads(optimizer, params) -> list:
+    """Make ``optimizer.step`` record the parameters' .grad just before its first step (the loss gradient)."""
+    seen, step = [], optimizer.step
+
+    def recording_step(*args, **kwargs):
+        if not seen:
+            seen.append([p.grad.detach().clone() for p in params])
+        return step(*args, **kwargs)
+
+    optimizer.step = recording_step
+    return seen
+
+
+def _fixed_batch(model, n: int):
+    batch = model.replay_buffer.sample(n, env=None)
+    model.replay_buffer.sample = lambda *a, **k: batch
+    return batch
+
+
+def test_sac_critic_gradient_matches_torch_func_reference(monkeypatch):
+    """One ReenGAGE-SAC critic step: 0.5 * sum_j [mse(Q_j, y) + alpha * mean_{b,i} mask_b (dQ_j/dg - dy/dg)_i^2],
+    y(g) = r + gamma (min_j Q'_j(s', a'(g), g) - ent log pi(a'(g) | s', g)), a'(g) = tanh(mu + std * eps), derived
+    here with torch.func from the reparameterisation noise the update drew (the log-density written out by hand)."""
+    import copy
+    import math
+
+    th.manual_seed(0)
+    alpha, gamma, ent = 0.7, 0.9, 0.2
+    model = ReenGAGESAC("MultiInputPolicy", gym.make("rlcert/ContinuousSeek-v0", d=3), alpha=alpha, gamma=gamma,
+                        ent_coef=ent, learning_starts=40, batch_size=16, buffer_size=200,
+                        replay_buffer_class=HerReplayBuffer, policy_kwargs=dict(net_arch=[16, 16]), seed=0)
+    model.learn(40)
+    batch = _fixed_batch(model, 16)
+    with th.no_grad():
+        for p in model.critic_target.parameters():
+            p.add_(0.05 * th.randn_like(p))
+    actor, critic_t = copy.deepcopy(model.actor), copy.deepcopy(model.critic_target)
+    critic = model.critic
+    params = {k: v.detach().clone() for k, v in critic.named_parameters()}
+    noises = []
+
+    def rsample(self, sample_shape=()):
+        eps = th.randn(self._extended_shape(sample_shape), dtype=self.loc.dtype)
+        noises.append(eps)
+        return self.loc + eps * self.scale
+
+    monkeypatch.setattr(th.distributions.Normal, "rsample", rsample)
+    grads = _capture_step_grads(critic.optimizer, list(critic.parameters()))
+    model.train(1, 16)
+    eps_next = noises[1]  # [0]: the actor's own action at s; [1]: a' at s' (the target)
+    obs, nobs = batch.observations, batch.next_observations
+    mask = (batch.rewards.reshape(-1) == -1.0).float()
+
+    def one(o: dict, x: th.Tensor) -> dict:
+        return {k: (x if k == "desired_goal" else v).unsqueeze(0) for k, v in o.items()}
+
+    def y_single(g, o_next, r, eps):
+        ob = one(o_next, g)
+        mu, log_std, _ = actor.get_action_dist_params(ob)
+        std = log_std.clamp(-20, 2).exp()
+        u = mu + std * eps
+        a = th.tanh(u)
+        logp = (-0.5 * ((u - mu) / std) ** 2 - th.log(std) - 0.5 * math.log(2 * math.pi)).sum()
+        logp = logp - th.log(1 - a ** 2 + 1e-6).sum()
+        q = th.min(th.cat(critic_t(ob, a), 1))
+        return r + gamma * (q - ent * logp)
+
+    in_dims = (0, {k: 0 for k in nobs}, 0, 0)
+    args = (nobs["desired_goal"], nobs, batch.rewards.squeeze(1), eps_next)
+    y = vmap(y_single, in_dims=in_dims)(*args)
+    gy = vmap(grad(y_single), in_dims=in_dims)(*args)
+
+    def q_single(p, j, g, o, a):
+        return functional_call(critic, p, (one(o, g), a.unsqueeze(0)))[j].squeeze()
+
+    def loss_fn(p):
+        total = 0.0
+        qd = {k: 0 for k in obs}
+        for j in range(2):
+            q = vmap(q_single, in_dims=(None, None, 0, qd, 0))(p, j, obs["desired_goal"], obs, batch.actions)
+            gq = vmap(grad(q_single, argnums=2), in_dims=(None, None, 0, qd, 0))(p, j, obs["desired_goal"], obs,
+                                                                                  batch.actions)
+            total = total + ((q - y.detach()) ** 2).mean()
+            total = total + alpha * (mask * ((gq - gy.detach()) ** 2).mean(1)).mean()
+        return 0.5 * total
+
+    want = th.autograd.grad(loss_fn({k: v.requires_grad_(True) for k, v in params.items()}), list(params.values()))
+    for (name, _), got, w in zip(critic.named_parameters(), grads[0], want):
+        assert th.allclose(got, w, rtol=1e-4, atol=1e-6), name
+    assert 0 < mask.mean() < 1 and len(noises) == 2
+
+
+def test_dqn_gradient_matches_torch_func_reference():
+    """One ReenGAGE-DQN step: Huber(Q_a, r + gamma max Q') + alpha mean_{b,i} mask_b (dQ_a/dg - gamma dS/dg)_i^2,
+    S(g) = sum_a softmax(Q'(s', g) / tau)_a Q'_a(s', g), derived here with torch.func."""
+    th.manual_seed(0)
+    alpha, gamma, tau = 0.7, 0.9, 0.5
+    model = ReenGAGEDQN("MultiInputPolicy", gym.make("rlcert/BitFlipping-v0", n_bits=5), alpha=alpha, gamma=gamma,
+                        softmax_tau=tau, learning_starts=40, batch_size=16, buffer_size=200, max_grad_norm=1e9,
+                        train_freq=1, gradient_steps=1, replay_buffer_class=HerReplayBuffer,
+                        policy_kwargs=dict(net_arch=[16, 16]), seed=0)
+    model.learn(40)
+    batch = _fixed_batch(model, 16)
+    with th.no_grad():
+        for p in model.q_net_target.parameters():
+            p.add_(0.05 * th.randn_like(p))
+    q_net, q_t = model.q_net, model.q_net_target
+    params = {k: v.detach().clone() for k, v in q_net.named_parameters()}
+    grads = _capture_step_grads(model.policy.optimizer, list(q_net.parameters()))
+    model.train(1, 16)
+    obs, nobs = batch.observations, batch.next_observations
+    mask = (batch.rewards.reshape(-1) == -1.0).float()
+    not_done = 1 - batch.dones.squeeze(1)
+
+    def one(o: dict, x: th.Tensor) -> dict:
+        return {k: (x if k == "desired_goal" else v).unsqueeze(0) for k, v in o.items()}
+
+    def soft_single(g, o_next):
+        q = q_t(one(o_next, g))[0]
+        return (th.softmax(q / tau, 0) * q).sum()
+
+    nd = {k: 0 for k in nobs}
+    with th.no_grad():
+        y = batch.rewards.squeeze(1) + not_done * gamma * q_t(nobs).max(1).values
+    gs = gamma * not_done[:, None] * vmap(grad(soft_single), in_dims=(0, nd))(nobs["desired_goal"], nobs)
+
+    def q_single(p, g, o, a):
+        return (functional_call(q_net, p, (one(o, g),))[0] * a).sum()  # a: one-hot action
+
+    def loss_fn(p):
+        od = {k: 0 for k in obs}
+        acts = th.nn.functional.one_hot(batch.actions.long().squeeze(1), 5).float()
+        q = vmap(q_single, in_dims=(None, 0, od, 0))(p, obs["desired_goal"], obs, acts)
+        gq = vmap(grad(q_single, argnums=1), in_dims=(None, 0, od, 0))(p, obs["desired_goal"], obs, acts)
+        diff = (q - y).abs()
+        huber = th.where(diff < 1, 0.5 * diff ** 2, diff - 0.5).mean()
+        return huber + alpha * (mask * ((gq - gs) ** 2).mean(1)).mean()
+
+    want = th.autograd.grad(loss_fn({k: v.requires_grad_(True) for k, v in params.items()}), list(params.values()))
+    for (name, _), got, w in zip(q_net.named_parameters(), grads[0], want):
+        assert th.allclose(got, w, rtol=1e-4, atol=1e-6), name
+    assert 0 < mask.mean() < 1
