@@ -15,8 +15,8 @@ from pathlib import Path
 # (title, "module:function"); each function is run(out_dir: Path, quick: bool) -> list[str] (markdown lines).
 SECTIONS = [
     ("Environments", "rlcert.envs.demo:run"),
-    ("Agents", "rlcert.agents.demo:run"),
-    ("Multi-ReenGAGE", "rlcert.agents.multi_demo:run"),
+    ("Agents", "demos.agents:run"),
+    ("Multi-ReenGAGE", "demos.multi_goal:run"),
     ("Certification", "rlcert.certify.demo:run"),
     ("Deterministic certificates", "rlcert.certify.deterministic_demo:run"),
 ]

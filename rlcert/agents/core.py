@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch as th
 from stable_baselines3.common.running_mean_std import RunningMeanStd
+from stable_baselines3.common.torch_layers import CombinedExtractor
 
 from rlcert.agents import goal_gradient as gg
 
@@ -123,6 +124,14 @@ class GradientMatching:
     def _input_weight(self, x: th.Tensor) -> th.Tensor | None:
         return None
 
+    def _values_and_input_gradients(self, critic: Any, obs: Obs, actions: th.Tensor, rows: th.Tensor | None = None
+                                    ) -> tuple[tuple[th.Tensor, ...], list[th.Tensor], th.Tensor | None]:
+        """Each critic's Q(s, a, x), its d/dx Q (trainable) and the rows the gradients are for (None: all rows; a
+        family may restrict them to ``rows``, the only ones the loss uses). x: the observation's own input."""
+        x = gg.make_goal_leaf(self._x_of(obs))
+        current = self._q(critic, self._features(critic, obs, x), actions)
+        return current, gg.critic_goal_gradient(current, x), None
+
     def _trained_critic(self) -> Any:
         return self.critic  # type: ignore[attr-defined]
 
@@ -148,11 +157,17 @@ class GradientMatching:
         reward_grad, mask = self._reward_gradient_and_mask(data, x_next)
         if reward_grad is not None:
             grad_target = grad_target + reward_grad
-        x = gg.make_goal_leaf(self._x_of(obs))
-        current = self._q(critic, self._features(critic, obs, x), data.actions)
-        grads = gg.critic_goal_gradient(current, x)
-        weight = self._input_weight(x)
-        extra = sum(gg.reengage_penalty(g, grad_target, mask, weight, self.goal_reduction) for g in grads)
+        rows = None if mask is None else mask.nonzero().reshape(-1)
+        current, grads, used = self._values_and_input_gradients(critic, obs, data.actions, rows)
+        weight = self._input_weight(self._x_of(obs))
+        if used is None:
+            extra = sum(gg.reengage_penalty(g, grad_target, mask, weight, self.goal_reduction) for g in grads)
+        elif used.numel() == 0:
+            extra = th.zeros((), dtype=target.dtype, device=target.device)
+        else:  # the mean over the batch of the masked terms: the rows' mean times their share of the batch
+            share = used.numel() / target.shape[0]
+            extra = share * sum(gg.reengage_penalty(g, grad_target[used], None, weight, self.goal_reduction)
+                                for g in grads)
         self._last_mask_frac = 1.0 if mask is None else float(mask.mean())
         return current, target, extra
 
@@ -223,6 +238,38 @@ class GoalInput(GradientMatching):
         if self.reengage_mode == "dense":
             return gg.reward_goal_gradient(self.reward_fn, data.next_observations["achieved_goal"], x_next), None
         return None, gg.sparse_mask(data.rewards, self.c_low)
+
+    analytic_gradient = True  # SB3 MLP critics: d/dg Q written out (first-order graph); False: autograd only
+
+    def _values_and_input_gradients(self, critic: Any, obs: Obs, actions: th.Tensor, rows: th.Tensor | None = None
+                                    ) -> tuple[tuple[th.Tensor, ...], list[th.Tensor], th.Tensor | None]:
+        cols = self._goal_columns(critic) if self.analytic_gradient else None
+        if cols is not None:
+            self._x_of(obs)  # input checks
+            features = critic.extract_features(obs, critic.features_extractor)
+            qvalue_input = th.cat([features, actions], dim=1)
+            pairs = [gg.relu_mlp_input_gradient(q_net, qvalue_input, cols, rows) for q_net in critic.q_networks]
+            if all(p is not None for p in pairs):
+                return tuple(q for q, _ in pairs), [g for _, g in pairs], rows
+        return super()._values_and_input_gradients(critic, obs, actions, rows)
+
+    def _goal_columns(self, critic: Any) -> slice | None:
+        """Where the goal sits in SB3's critic input ``cat([CombinedExtractor features, actions])``, or None when the
+        extractor is not a concatenation of flattened vectors with a 1-D float goal."""
+        extractor = getattr(critic, "features_extractor", None)
+        if not isinstance(extractor, CombinedExtractor) or getattr(critic, "share_features_extractor", True):
+            return None
+        start = 0
+        for key, module in extractor.extractors.items():
+            sub = self.observation_space.spaces[key]  # type: ignore[attr-defined]
+            if type(module) is not th.nn.Flatten:
+                return None
+            size = int(np.prod(sub.shape))
+            if key == self.goal_key:
+                ok = len(sub.shape) == 1 and np.issubdtype(sub.dtype, np.floating)
+                return slice(start, start + size) if ok else None
+            start += size
+        return None
 
     def _input_weight(self, x: th.Tensor) -> th.Tensor | None:
         """sigma_i^2 per goal coordinate (running over the sampled batches), or None."""

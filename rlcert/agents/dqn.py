@@ -35,6 +35,8 @@ class ReenGAGEDQN(GoalInput, DQNLoop, DQN):
         self.softmax_tau = float(softmax_tau)
         super().__init__(*args, alpha=alpha, **kwargs)
 
+    analytic_gradient = False  # Q is gathered at the action: autograd's double backward
+
     def _trained_critic(self) -> Any:
         return self.q_net
 

@@ -1,6 +1,7 @@
 """One ReenGAGE-TD3 critic update against an independent torch.func computation of the same loss gradient."""
 
 import gymnasium as gym
+import pytest
 import torch as th
 from stable_baselines3 import HerReplayBuffer
 from torch.func import functional_call, grad, vmap
@@ -207,3 +208,29 @@ def test_dqn_gradient_matches_torch_func_reference():
     for (name, _), got, w in zip(q_net.named_parameters(), grads[0], want):
         assert th.allclose(got, w, rtol=1e-4, atol=1e-6), name
     assert 0 < mask.mean() < 1
+
+
+@pytest.mark.parametrize("cls", [ReenGAGETD3, ReenGAGESAC])
+def test_analytic_goal_gradient_equals_autograd_double_backward(cls):
+    """The written-out d/dg Q of SB3's ReLU MLP critics (default) and autograd's create_graph path give the same
+    critic values, goal-gradients and loss gradients in the critic weights."""
+    th.manual_seed(0)
+    model = cls("MultiInputPolicy", gym.make("rlcert/ContinuousSeek-v0", d=3), alpha=0.5, learning_starts=40,
+                batch_size=16, buffer_size=200, replay_buffer_class=HerReplayBuffer,
+                policy_kwargs=dict(net_arch=[16, 16]), seed=0)
+    model.learn(40)
+    batch = model.replay_buffer.sample(16, env=None)
+    assert model._goal_columns(model.critic) == slice(3, 6)  # achieved_goal, desired_goal, observation
+    results, target = [], th.randn(16, 3)
+    for analytic in (True, False):
+        model.analytic_gradient = analytic
+        model.critic.zero_grad()
+        values, grads, rows = model._values_and_input_gradients(model.critic, batch.observations, batch.actions)
+        assert rows is None
+        sum(((g - target) ** 2).mean() + v.sum() for v, g in zip(values, grads)).backward()
+        results.append(([v.detach() for v in values], [g.detach() for g in grads],
+                        [p.grad.clone() for p in model.critic.parameters()]))
+    for a, b in zip(results[0], results[1]):
+        for x, y in zip(a, b):
+            assert th.allclose(x, y, rtol=1e-5, atol=1e-7)
+    assert results[0][1][0].abs().sum() > 0
