@@ -114,6 +114,41 @@ def reengage_penalty(
     return per_sample.mean()
 
 
+def _relu_mlp_linears(net: th.nn.Module) -> list[th.nn.Linear] | None:
+    """The Linear layers of a ``Sequential(Linear, (ReLU, Linear)*)``, or None for any other module."""
+    layers = list(net) if isinstance(net, th.nn.Sequential) else []
+    linears, relus = layers[0::2], layers[1::2]
+    if (not layers or len(layers) % 2 == 0 or not all(type(m) is th.nn.Linear for m in linears)
+            or not all(type(m) is th.nn.ReLU for m in relus)):
+        return None
+    return linears
+
+
+def relu_mlp_forward(net: th.nn.Module, x: th.Tensor) -> tuple[th.Tensor, list[th.Tensor]] | None:
+    """(net(x), the 0/1 ReLU masks of its hidden layers) for a ReLU MLP, or None when ``net`` is not one."""
+    linears = _relu_mlp_linears(net)
+    if linears is None:
+        return None
+    h, masks = x, []
+    for lin in linears[:-1]:
+        pre = lin(h)
+        masks.append((pre > 0).to(pre.dtype))
+        h = th.relu(pre)
+    return linears[-1](h), masks
+
+
+def relu_mlp_vjp(net: th.nn.Module, masks: list[th.Tensor], v: th.Tensor, rows: th.Tensor | None = None
+                 ) -> th.Tensor:
+    """v^T d net / d x (R, in) for the rows ``rows`` (default all) of a ReLU MLP whose forward gave ``masks``;
+    v (R, out). Written out: W_n^T ... (ReLU masks) ... W_0."""
+    linears = _relu_mlp_linears(net)
+    if rows is not None:
+        masks = [m[rows] for m in masks]
+    for lin, mask in zip(reversed(linears[1:]), reversed(masks)):
+        v = (v @ lin.weight) * mask
+    return v @ linears[0].weight
+
+
 def relu_mlp_input_gradient(net: th.nn.Module, x: th.Tensor, cols: slice, rows: th.Tensor | None = None
                             ) -> tuple[th.Tensor, th.Tensor] | None:
     """(net(x) (B, 1), d net / d x[:, cols] (B, len(cols))) for a ReLU MLP ``Linear (ReLU Linear)*`` with one output,
@@ -124,17 +159,10 @@ def relu_mlp_input_gradient(net: th.nn.Module, x: th.Tensor, cols: slice, rows: 
     (same values as ``autograd.grad(create_graph=True)`` up to rounding; the ReLU masks are constants, as in
     autograd's own ReLU derivative). Returns None when ``net`` is not such an MLP (callers fall back to autograd).
     """
-    layers = list(net) if isinstance(net, th.nn.Sequential) else []
-    linears, relus = layers[0::2], layers[1::2]
-    if (not layers or len(layers) % 2 == 0 or not all(type(m) is th.nn.Linear for m in linears)
-            or not all(type(m) is th.nn.ReLU for m in relus) or linears[-1].out_features != 1):
+    linears = _relu_mlp_linears(net)
+    if linears is None or linears[-1].out_features != 1:
         return None
-    h, masks = x, []
-    for lin in linears[:-1]:
-        pre = lin(h)
-        masks.append((pre > 0).to(pre.dtype))
-        h = th.relu(pre)
-    out = linears[-1](h)
+    out, masks = relu_mlp_forward(net, x)
     if rows is not None:
         masks = [m[rows] for m in masks]
     n = x.shape[0] if rows is None else rows.shape[0]

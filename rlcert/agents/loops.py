@@ -23,20 +23,25 @@ from stable_baselines3.common.utils import polyak_update
 from torch.nn import functional as F
 
 
-def td3_next_value(algo: Any, next_obs: dict[str, th.Tensor], noise: th.Tensor) -> Callable[[Any], th.Tensor]:
+class TD3NextValue:
     """x -> min_j Q'_j(s'(x), clamp(pi'(s'(x)) + noise, -1, 1)) (B, 1): TD3's bootstrap value as a function of the
     differentiated input x of the next observation (the target actor sees x too unless ``through_target_actor``
-    is False, the "partial" target gradient)."""
+    is False, the "partial" target gradient). Families may compute its gradient in closed form from ``noise``."""
 
-    def value(x: Any) -> th.Tensor:
+    def __init__(self, algo: Any, next_obs: dict[str, th.Tensor], noise: th.Tensor) -> None:
+        self.algo, self.next_obs, self.noise = algo, next_obs, noise
+
+    def __call__(self, x: Any) -> th.Tensor:
+        algo, next_obs = self.algo, self.next_obs
         features = algo._features(algo.critic_target, next_obs, x)
         actor_features = algo._actor_features(algo.actor_target, algo.critic_target, next_obs, x, features)
-        next_actions = (algo._act(algo.actor_target, actor_features) + noise).clamp(-1, 1)
+        next_actions = (algo._act(algo.actor_target, actor_features) + self.noise).clamp(-1, 1)
         next_q_values = th.cat(algo._q(algo.critic_target, features, next_actions), dim=1)
         next_q_values, _ = th.min(next_q_values, dim=1, keepdim=True)
         return next_q_values
 
-    return value
+
+td3_next_value = TD3NextValue
 
 
 def sac_next_value(algo: Any, next_obs: dict[str, th.Tensor], ent_coef: th.Tensor) -> Callable[[Any], th.Tensor]:

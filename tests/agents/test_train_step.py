@@ -7,7 +7,8 @@ from stable_baselines3 import HerReplayBuffer
 from torch.func import functional_call, grad, vmap
 
 import rlcert  # noqa: F401
-from rlcert.agents import ReenGAGEDQN, ReenGAGESAC, ReenGAGETD3
+from rlcert.agents import ReenGAGEDDPG, ReenGAGEDQN, ReenGAGESAC, ReenGAGETD3
+from rlcert.agents import goal_gradient as gg
 
 
 def test_critic_gradient_matches_torch_func_reference():
@@ -234,3 +235,32 @@ def test_analytic_goal_gradient_equals_autograd_double_backward(cls):
         for x, y in zip(a, b):
             assert th.allclose(x, y, rtol=1e-5, atol=1e-7)
     assert results[0][1][0].abs().sum() > 0
+
+
+@pytest.mark.parametrize("cls, total", [(ReenGAGETD3, True), (ReenGAGETD3, False), (ReenGAGEDDPG, True)])
+def test_closed_form_td3_target_gradient_equals_autograd(cls, total):
+    """The written-out TD3 target value and its goal-gradient (min over critics, clamp of pi' + noise, tanh, the
+    target actor's ReLU layers) equal autograd's first-order derivative of the same function, on the given rows."""
+    from rlcert.agents.loops import td3_next_value
+
+    th.manual_seed(1)
+    model = cls("MultiInputPolicy", gym.make("rlcert/ContinuousSeek-v0", d=3), alpha=0.5, learning_starts=40,
+                batch_size=32, buffer_size=200, replay_buffer_class=HerReplayBuffer, through_target_actor=total,
+                policy_kwargs=dict(net_arch=[16, 16]), seed=0)
+    model.learn(40)
+    with th.no_grad():
+        for p in [*model.critic_target.parameters(), *model.actor_target.parameters()]:
+            p.add_(0.3 * th.randn_like(p))  # large weights: some actions clamp
+    batch = model.replay_buffer.sample(32, env=None)
+    noise = 0.4 * th.randn_like(batch.actions)
+    value_fn = td3_next_value(model, batch.next_observations, noise)
+    rows = th.tensor([0, 3, 4, 7, 8, 20, 31])
+    value, grad = model._td3_target_in_closed_form(value_fn, rows)
+    goal = batch.next_observations["desired_goal"]
+    zeros = th.zeros(32, 1)
+    want_value, want_grad = gg.target_and_goal_gradient(value_fn, goal, zeros, zeros, 1.0)
+    assert th.allclose(value, want_value, atol=1e-6)
+    assert th.allclose(grad[rows], want_grad[rows], rtol=1e-4, atol=1e-6)
+    assert th.all(grad[[1, 2, 5]] == 0)  # rows not asked for
+    pre = model.actor_target(batch.next_observations) + noise
+    assert ((pre.abs() > 1).any(dim=1)[rows]).any()  # the clamp's zero derivative is exercised
