@@ -40,7 +40,7 @@ algo_kwargs:
   learning_starts: {start}
   gamma: 0.95
   tau: 0.005
-{extra}eval: {{freq: {freq}, episodes: 50, metric: ever}}
+{extra}eval: {{freq: {freq}, episodes: {episodes}, metric: ever}}
 """
 
 
@@ -48,7 +48,7 @@ def run(out: Path, quick: bool, d: int = D, steps: int | None = None, seeds: tup
     """Train DDPG+HER and ReenGAGE for ``steps`` env steps per seed; return the report's markdown lines."""
     th.set_num_threads(1)
     steps = steps or (QUICK_STEPS if quick else STEPS)
-    freq = max(steps // 8, 100)
+    freq = max(steps // (3 if quick else 8), 100)
     folder = out / "agents"
     folder.mkdir(parents=True, exist_ok=True)
     run_dirs = []
@@ -57,7 +57,8 @@ def run(out: Path, quick: bool, d: int = D, steps: int | None = None, seeds: tup
         cfg_path = folder / f"{name}.yaml"
         extra = "  alpha: 0.2\n" if algo.startswith("ReenGAGE") else ""
         cfg_path.write_text(CONFIG.format(name=name, algo=algo, d=d, steps=steps, start=min(1000, steps // 3),
-                                          extra=extra, freq=freq, batch=64 if quick else batch, lr=lr))
+                                          extra=extra, freq=freq, batch=64 if quick else batch, lr=lr,
+                                          episodes=10 if quick else 50))
         for seed in seeds:
             config = load_config(cfg_path, seed=seed, log_dir=str(folder / "runs"))
             train(config, progress=True)
