@@ -70,6 +70,16 @@ def actor_step(optimizer: th.optim.Optimizer, loss: th.Tensor) -> None:
     optimizer.step()
 
 
+def _plus_extra(algo: Any, loss: th.Tensor, extra: th.Tensor | None, extra_losses: list[float],
+                mask_fracs: list[float]) -> th.Tensor:
+    """``loss + alpha * extra`` (``loss`` itself when the hook gave no extra term), logging the extra term."""
+    if extra is None:
+        return loss
+    extra_losses.append(extra.item())
+    mask_fracs.append(algo._last_mask_frac)
+    return loss + algo.alpha * extra
+
+
 def _record_extra(algo: Any, extra_losses: list[float], mask_fracs: list[float]) -> None:
     if extra_losses:
         algo.logger.record(algo._extra_log_key, np.mean(extra_losses))
@@ -94,10 +104,7 @@ class TD3FamilyLoop:
             current_q_values, target_q_values, extra = self.critic_loss_terms(replay_data, discounts, next_value)
             critic_loss = sum(F.mse_loss(current_q, target_q_values) for current_q in current_q_values)
             critic_losses.append(critic_loss.item())
-            if extra is not None:
-                extra_losses.append(extra.item())
-                mask_fracs.append(self._last_mask_frac)
-                critic_loss = critic_loss + self.alpha * extra
+            critic_loss = _plus_extra(self, critic_loss, extra, extra_losses, mask_fracs)
 
             self.critic.optimizer.zero_grad()
             critic_loss.backward()
@@ -154,12 +161,8 @@ class SACLoop:
             next_value = sac_next_value(self, replay_data.next_observations, ent_coef)
             current_q_values, target_q_values, extra = self.critic_loss_terms(replay_data, discounts, next_value)
             td_sum = sum(F.mse_loss(current_q, target_q_values) for current_q in current_q_values)
-            critic_loss = 0.5 * td_sum
-            critic_losses.append(critic_loss.item())
-            if extra is not None:
-                extra_losses.append(extra.item())
-                mask_fracs.append(self._last_mask_frac)
-                critic_loss = 0.5 * (td_sum + self.alpha * extra)
+            critic_losses.append((0.5 * td_sum).item())
+            critic_loss = 0.5 * _plus_extra(self, td_sum, extra, extra_losses, mask_fracs)
 
             self.critic.optimizer.zero_grad()
             critic_loss.backward()
@@ -223,10 +226,7 @@ class DQNLoop:
             (current_q_values,), target_q_values, extra = self.critic_loss_terms(replay_data, discounts, next_value)
             loss = F.smooth_l1_loss(current_q_values, target_q_values)
             losses.append(loss.item())
-            if extra is not None:
-                extra_losses.append(extra.item())
-                mask_fracs.append(self._last_mask_frac)
-                loss = loss + self.alpha * extra
+            loss = _plus_extra(self, loss, extra, extra_losses, mask_fracs)
             self.policy.optimizer.zero_grad()
             loss.backward()
             th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
