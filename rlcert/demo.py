@@ -22,8 +22,8 @@ if (REPO_ROOT / "demos" / "__init__.py").is_file() and str(REPO_ROOT) not in sys
 # (title, "module:function"); each function is run(out_dir: Path, quick: bool) -> list[str] (markdown lines).
 SECTIONS = [
     ("Environments", "rlcert.envs.demo:run"),
-    ("Agents", "rlcert.agents.demo:run"),
-    ("Multi-ReenGAGE", "rlcert.agents.multi_demo:run"),
+    ("Agents", "demos.agents:run"),
+    ("Multi-ReenGAGE", "demos.multi_goal:run"),
     ("Certification", "demos.certify:run"),
     ("Deterministic certificates", "demos.certify_deterministic:run"),
     ("Randomized ablation and Wasserstein smoothing", "demos.certify_ablation_wasserstein:run"),

@@ -23,6 +23,8 @@ METHOD_MODULES: list[str] = [
     "rlcert.certify.deterministic.variable_lambda",
     "rlcert.certify.deterministic.patch",
     "rlcert.certify.poisoning.dpa",
+    "rlcert.certify.locally_biased.certifier",
+    "rlcert.certify.adaptive.certifier",
 ]
 
 METHODS: dict[str, type[Certifier]] = {}
