@@ -146,8 +146,9 @@ def frame_figure(frame: np.ndarray, title: str, legend: list[tuple[str, tuple[in
     from matplotlib.patches import Patch
 
     h, w = frame.shape[:2]
-    fig = plt.figure(figsize=(width_in + 2.6, width_in * h / w + 0.9))
-    ax = fig.add_axes([0.03, 0.03, width_in / (width_in + 2.6) - 0.03, 1 - 0.9 / (width_in * h / w + 0.9)])
+    height = max(width_in * h / w, 3.5) + 0.9  # short frames (BitFlipping early on) still get a readable figure
+    fig = plt.figure(figsize=(width_in + 2.6, height))
+    ax = fig.add_axes((0.03, 0.03, width_in / (width_in + 2.6) - 0.03, 1 - 0.9 / height))
     ax.imshow(frame, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])

@@ -32,16 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     from rlcert.sweep.runner import run_sweep
     from rlcert.sweep.spec import load_sweep
 
-    try:
-        spec = load_sweep(args.config, args.log_dir)
-    except ValueError as e:
-        parser.error(str(e))
     t0 = time.perf_counter()
     try:
+        spec = load_sweep(args.config, args.log_dir)
         results, failures = run_sweep(spec, address=args.address, num_cpus=args.num_cpus,
                                       sequential=args.sequential, progress=not args.no_progress)
     except ValueError as e:
-        parser.error(str(e))
+        print(f"rlcert sweep: error: {e}", file=sys.stderr)
+        return 2
     except ImportError as e:
         print(str(e), file=sys.stderr)
         return 2

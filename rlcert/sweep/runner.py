@@ -88,10 +88,10 @@ def run_trial(payload: dict[str, Any], progress: bool = False) -> dict[str, Any]
     trained, skipped = [], []
     for seed in payload["seeds"]:
         config = seed_config(payload, seed)
+        check_same_config(config)
         if seed_done(config):
             skipped.append(seed)
             continue
-        check_same_config(config)
         train(config, resume=True, progress=progress)
         trained.append(seed)
     return {"trial_id": payload["trial_id"], "trained": trained, "skipped": skipped}
@@ -221,9 +221,9 @@ def run_sweep(spec: SweepSpec, address: str | None = None, num_cpus: int | None 
     """
     trials = expand_trials(spec)
     payloads = [trial_payload(spec, t) for t in trials]
-    for p in payloads:  # every seed's config is validated before anything is written
+    for p in payloads:  # every seed's config is validated, and compared with its existing run, before any write
         for seed in p["seeds"]:
-            seed_config(p, seed)
+            check_same_config(seed_config(p, seed))
     pending = [p for p in payloads if not all(seed_done(seed_config(p, s)) for s in p["seeds"])]
     if pending and not sequential:
         try:
@@ -231,9 +231,6 @@ def run_sweep(spec: SweepSpec, address: str | None = None, num_cpus: int | None 
             from ray import tune  # noqa: F401
         except ImportError as exc:
             raise ImportError(RAY_HINT) from exc
-    for p in pending:  # a changed config is refused before any trial starts
-        for seed in p["seeds"]:
-            check_same_config(seed_config(p, seed))
     write_manifest(spec, trials)
     print(f"sweep {spec.name}: {len(trials)} trials ({len(trials) - len(pending)} already finished) -> "
           f"{spec.sweep_dir}", flush=True)
