@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -156,6 +157,8 @@ def _run_ray(spec: SweepSpec, payloads: list[dict], address: str | None, num_cpu
     env_vars = {"PYTHONPATH": os.pathsep.join(p for p in (repo_root, os.environ.get("PYTHONPATH")) if p),
                 "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "RAY_CHDIR_TO_TRIAL_DIR": "0"}
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    for name in ("ray.tune", "ray.train"):  # Tune's own resume hints (Tuner.restore) do not apply: rerun instead
+        logging.getLogger(name).setLevel(logging.ERROR)
     if address is None:
         ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": env_vars}, configure_logging=False)
@@ -242,4 +245,8 @@ def run_sweep(spec: SweepSpec, address: str | None = None, num_cpus: int | None 
             run_trial(p)
     elif pending:
         failures = _run_ray(spec, pending, address, num_cpus, progress)
+        unfinished = [p for p in pending if not all(seed_done(seed_config(p, s)) for s in p["seeds"])]
+        if unfinished and not failures:  # Ray Tune ended early without an error: it was interrupted (Ctrl-C)
+            collect_results(spec.sweep_dir)
+            raise KeyboardInterrupt
     return collect_results(spec.sweep_dir), failures

@@ -99,16 +99,17 @@ def test_without_ray_the_command_says_how_to_install_it(tmp_path, capsys, monkey
     assert "pip install 'rlcert[sweep]'" in err and "--sequential" in err and not sweep_dir.exists()
 
 
-def kill_mid_sweep(tmp_path, extra_args, timeout=240):
+def kill_mid_sweep(tmp_path, extra_args, sig=signal.SIGKILL, timeout=240):
     """Start a sweep (setting A: 100 steps, setting B: LONG steps, 2 seeds) in a subprocess; kill -9 its process
-    group once every A seed is finished and a B seed has a checkpoint but no model.zip. Returns the sweep dir and
-    the state at the kill: {run folder: eval.csv rows}, the finished folders' model.zip mtimes."""
+    group (``sig``; SIGINT = Ctrl-C in a terminal) once every A seed is finished and a B seed has a checkpoint but
+    no model.zip. Returns the sweep file, the sweep dir, the state at the kill ({run folder: eval.csv rows}, the
+    finished folders' model.zip mtimes) and the process's (return code, stderr)."""
     path, sweep_dir = make_sweep(tmp_path, {"total_timesteps": [100, LONG]})
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
                OMP_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, "-m", "rlcert.cli", "sweep", "--config", str(path), "--no-progress",
                              *extra_args], env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.PIPE, text=True)
     t0 = time.time()
     try:
         while True:
@@ -124,15 +125,16 @@ def kill_mid_sweep(tmp_path, extra_args, timeout=240):
                         f / "model.zip").exists():
                     partial.append(f)
             if len(done) == 2 and partial:
-                os.killpg(proc.pid, signal.SIGKILL)
+                rows = {f: read(f / "eval.csv") for f in partial}
+                os.killpg(proc.pid, sig)
                 break
             time.sleep(0.05)
+        _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    rows = {f: read(f / "eval.csv") for f in partial}
-    return path, sweep_dir, rows, {f: (f / "model.zip").stat().st_mtime_ns for f in done}
+            proc.wait()
+    return path, sweep_dir, rows, {f: (f / "model.zip").stat().st_mtime_ns for f in done}, (proc.returncode, err)
 
 
 def check_resumed(sweep_dir, rows_at_kill, finished):
@@ -149,16 +151,18 @@ def check_resumed(sweep_dir, rows_at_kill, finished):
 
 
 def test_kill_and_resume_sequential(tmp_path):
-    path, sweep_dir, rows_at_kill, finished = kill_mid_sweep(tmp_path, ["--sequential"])
+    path, sweep_dir, rows_at_kill, finished, _ = kill_mid_sweep(tmp_path, ["--sequential"])
     assert sweep_main(["--config", str(path), "--sequential", "--no-progress"]) == 0
     check_resumed(sweep_dir, rows_at_kill, finished)
 
 
 @pytest.mark.slow
 def test_ray_tiny_sweep_kill_and_resume(tmp_path, capsys):
-    """2 settings x 2 seeds on a local 2-CPU Ray instance, killed mid-sweep, rerun to completion on Ray."""
+    """2 settings x 2 seeds on a local 2-CPU Ray instance, interrupted by Ctrl-C mid-sweep (one line, exit 130),
+    rerun to completion on Ray."""
     pytest.importorskip("ray.tune")
-    path, sweep_dir, rows_at_kill, finished = kill_mid_sweep(tmp_path, ["--num-cpus", "2"])
+    path, sweep_dir, rows_at_kill, finished, (rc, err) = kill_mid_sweep(tmp_path, ["--num-cpus", "2"], signal.SIGINT)
+    assert rc == 130 and "Traceback" not in err and err.strip().splitlines()[-1].startswith("interrupted: ")
     assert sweep_main(["--config", str(path), "--num-cpus", "2", "--no-progress"]) == 0
     check_resumed(sweep_dir, rows_at_kill, finished)
     assert list((sweep_dir / "ray").glob("tune-*/ReenGAGE-*"))  # the trials ran as Ray Tune trials
