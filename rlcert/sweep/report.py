@@ -174,7 +174,7 @@ def plot_best_curves(summaries: list[SettingSummary], manifest: dict, metric: st
         line, = ax.plot(s.steps, mean, lw=2, label=f"{s.method} ({values}; AUC {s.auc_mean:.2f}, {len(s.seeds)} seeds)")
         ax.fill_between(s.steps, mean - std, mean + std, alpha=0.2, color=line.get_color())
     _setup_axes(ax, metric)
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, loc="upper left")
     ax.set_title(f"{manifest['name']}: best setting per method by area under the curve\n(mean ± std over seeds)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -191,7 +191,7 @@ def plot_setting(s: SettingSummary, manifest: dict, metric: str, path: Path) -> 
     ax.plot(s.steps, mean, lw=2.2, color="black", label="mean")
     ax.fill_between(s.steps, mean - std, mean + std, alpha=0.15, color="black", label="± std")
     _setup_axes(ax, metric)
-    ax.legend(fontsize=8, loc="best", ncol=2)
+    ax.legend(fontsize=8, loc="upper left", ncol=2)
     values = ", ".join(f"{short(k)}={fmt(v)}" for k, v in s.params.items())
     ax.set_title(f"{s.method} (rank {s.rank}): {values}\nAUC {s.auc_mean:.3f} ± {s.auc_std:.3f} over "
                  f"{len(s.seeds)} seeds [{s.setting}]", fontsize=10)
@@ -220,6 +220,10 @@ def write_report(sweep_dir: Path, out: Path | None = None, metric: str | None = 
              f"{len(summaries)} of {n_total} settings have evaluations; metric `{metric}`; "
              "AUC = time-averaged metric over the evaluated steps (seeds aligned on common steps).", "",
              *markdown_tables(summaries, manifest, metric), "", "![best curves](best_curves.png)", ""]
+    last = {int(s.steps[-1]) for s in summaries}
+    if len(last) > 1:
+        lines[4:4] = [f"**Note:** the settings end at different steps ({sorted(last)}: unfinished or still running), "
+                      "so their AUCs cover different spans and the ranking is provisional.", ""]
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path
