@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rlcert.certify.metrics import average_certified_radius, certified_accuracy
-from rlcert.certify.tsv import load_tsv
+from rlcert.certify.cli.tsv import load_tsv
+from rlcert.certify.core.metrics import average_certified_radius, certified_accuracy
 
 
 def plot_certified(paths: list[str | Path], out: str | Path, labels: list[str] | None = None,

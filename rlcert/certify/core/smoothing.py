@@ -26,11 +26,11 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from rlcert.certify.base import Certifier
-from rlcert.certify.checks import check_count, check_positive  # noqa: F401  (re-exported)
-from rlcert.certify.result import ABSTAIN, Certificate
-from rlcert.certify.sampling import derive_seed, make_generators, sample_counts
-from rlcert.certify.stats import (
+from rlcert.certify.core.certificate import ABSTAIN, Certificate
+from rlcert.certify.core.certifier import Certifier
+from rlcert.certify.core.checks import check_count, check_positive  # noqa: F401  (re-exported)
+from rlcert.certify.core.sampling import derive_seed, make_generators, sample_counts
+from rlcert.certify.core.stats import (
     CP_MODES,
     binom_pvalue_one_sided,
     binom_pvalue_two_sided,

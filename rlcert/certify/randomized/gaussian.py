@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from scipy.stats import norm as normal
 
-from rlcert.certify.registry import register
-from rlcert.certify.smoothing import SmoothingCertifier, check_positive
+from rlcert.certify.core.registry import register
+from rlcert.certify.core.smoothing import SmoothingCertifier, check_positive
 
 
 def gaussian_radius(p_lower, sigma: float):

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import torch
 
-from rlcert.certify.registry import register
-from rlcert.certify.uniform import LipschitzL1Certifier
+from rlcert.certify.core.registry import register
+from rlcert.certify.randomized.uniform import LipschitzL1Certifier
 
 
 def ssn_transform(x: torch.Tensor, s: torch.Tensor, lambd: float) -> torch.Tensor:

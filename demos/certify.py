@@ -2,7 +2,8 @@
 
 Full mode: Gaussian (l2) models at sigma 0.25 and 0.5, Laplace and uniform (l1) models at sigma 0.5 (same std),
 150 test images, n0 = 100, n = 10,000, alpha = 0.001. Quick mode: Gaussian sigma 0.25 only, 40 images, n = 1,000.
-Trained weights and TSVs are cached under ``<out>/certify/`` (TSVs resume, so a rerun only plots).
+Everything is written under ``<out>/certify/`` (weights, TSVs, ``certify_l2.png``, ``certify_l1.png``); TSVs
+resume, so a rerun only plots. ``python -m demos.certify --out runs/demo [--quick]`` runs the section alone.
 """
 
 from __future__ import annotations
@@ -12,15 +13,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rlcert.certify.classifier import BaseClassifier
-from rlcert.certify.cli import main as certify_main
-from rlcert.certify.data import load_digits_split
-from rlcert.certify.gaussian import GaussianCertifier
-from rlcert.certify.metrics import average_certified_radius, certified_accuracy
-from rlcert.certify.models import digits_cnn, train_digits_cnn
-from rlcert.certify.plot import plot_certified
-from rlcert.certify.result import ABSTAIN
-from rlcert.certify.tsv import load_tsv
+from rlcert.certify.cli.certify import main as certify_main
+from rlcert.certify.cli.data import load_digits_split
+from rlcert.certify.cli.plot import plot_certified
+from rlcert.certify.cli.tsv import load_tsv
+from rlcert.certify.core.certificate import ABSTAIN
+from rlcert.certify.core.classifier import BaseClassifier
+from rlcert.certify.core.metrics import average_certified_radius, certified_accuracy
+from rlcert.certify.models.digits import digits_cnn, train_digits_cnn
+from rlcert.certify.randomized.gaussian import GaussianCertifier
 
 
 def _model(folder: Path, noise: str, sigma: float, epochs: int) -> tuple[Path, float]:
@@ -72,10 +73,10 @@ def run(out: Path, quick: bool) -> list[str]:
     for norm, items in tsvs.items():
         if not items:
             continue
-        png = Path(out) / f"certify_{norm}.png"
+        png = folder / f"certify_{norm}.png"
         plot_certified([p for p, _ in items], png, labels=[lab for _, lab in items],
                        title=f"digits CNN, {norm} certificates (n={n}, alpha=0.001)")
-        lines.append(f"![certified accuracy vs {norm} radius]({png.name})")
+        lines.append(f"![certified accuracy vs {norm} radius]({folder.name}/{png.name})")
         lines.append("")
     # PREDICT (Cohen's two-sided test) with 100 samples on the same images
     weights, _ = _model(folder, "gaussian", 0.25, epochs)
@@ -92,3 +93,20 @@ def run(out: Path, quick: bool) -> list[str]:
                  f"--weights {folder / 'digits_cnn_gaussian_s0.25_e' }{epochs}.pt --data digits --sigma 0.25 "
                  f"--n {n} --skip 2 --max {images} --out gaussian.tsv --plot gaussian.png`")
     return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m demos.certify", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="writes <out>/certify/ only")
+    parser.add_argument("--quick", action="store_true", help="Gaussian sigma 0.25 only, 40 images, n = 1000")
+    args = parser.parse_args(argv)
+    for line in run(args.out, args.quick):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

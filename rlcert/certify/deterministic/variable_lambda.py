@@ -30,9 +30,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlcert.certify.base import Certifier
-from rlcert.certify.checks import check_count
-from rlcert.certify.deterministic import (
+from rlcert.certify.core.certificate import Certificate
+from rlcert.certify.core.certifier import Certifier
+from rlcert.certify.core.checks import check_count
+from rlcert.certify.core.registry import register
+from rlcert.certify.core.votes import vote_certificate, vote_certificates
+from rlcert.certify.deterministic.enumeration import (
     add_argument_once,
     check_batch_size,
     count_votes,
@@ -40,10 +43,7 @@ from rlcert.certify.deterministic import (
     enumerate_counts,
     quantise,
 )
-from rlcert.certify.lambda_design import PUBLISHED_WEIGHTS, LambdaDesign, milp_design, power_ecm
-from rlcert.certify.registry import register
-from rlcert.certify.result import Certificate
-from rlcert.certify.votes import vote_certificate, vote_certificates
+from rlcert.certify.deterministic.lambda_design import PUBLISHED_WEIGHTS, LambdaDesign, milp_design, power_ecm
 
 
 def cyclic_offsets(d: int, budget: int, seed: int = 0) -> np.ndarray:

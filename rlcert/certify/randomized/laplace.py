@@ -19,8 +19,8 @@ import math
 import numpy as np
 import torch
 
-from rlcert.certify.registry import register
-from rlcert.certify.smoothing import SmoothingCertifier, check_positive
+from rlcert.certify.core.registry import register
+from rlcert.certify.core.smoothing import SmoothingCertifier, check_positive
 
 LAPLACE_BOUNDS = ("tight", "lecuyer")
 

@@ -1,10 +1,7 @@
-"""Tiny base models for the deterministic-certifier demos on sklearn's 8x8 digits (no downloads).
-
-``digits_*_cnn``: CLI factories for ``rlcert.certify.models.digits_cnn`` on what each certifier feeds its base
-model (``Certifier.base_input``): C = 1 for DSSN, 2 for the (x, 1-x) NULL encoding, 2 for [upper, lower] inputs.
-``PartitionMLP`` + ``PartitionModel``: one DPA/SS-DPA base model with its per-partition normalisation (and, for
-SS-DPA, the shared unsupervised projection), saved one file per partition; ``train_partitions`` trains a shard of
-an ensemble (used by ``scripts/train_dpa.py`` and the demo).
+"""DPA/SS-DPA partition models: ``PartitionMLP`` + ``PartitionModel`` = one base model of an ensemble with its
+per-partition normalisation (and, for SS-DPA, the shared unsupervised projection), saved one file per partition.
+``train_partition`` trains one; ``rlcert.certify.poisoning.dpa.train_partitions`` splits a data set and trains a
+shard of an ensemble (used by ``scripts/train_dpa.py`` and the deterministic demo).
 """
 
 from __future__ import annotations
@@ -15,24 +12,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-
-from rlcert.certify.models import digits_cnn
-
-
-def digits_dssn_cnn() -> nn.Module:
-    """CLI factory: 1-channel digits CNN (DSSN); weights from the deterministic demo's ``dssn.pt``."""
-    return digits_cnn(in_channels=1, width=32, hidden=128)
-
-
-def digits_null_cnn() -> nn.Module:
-    """CLI factory: 2-channel (x, 1-x) NULL-encoded digits CNN (column/block smoothing); weights ``column.pt``."""
-    return digits_cnn(in_channels=2, width=32, hidden=128)
-
-
-def digits_bounds_cnn() -> nn.Module:
-    """CLI factory: 2-channel [upper, lower] digits CNN (variable-Lambda, deterministic l0); weights
-    ``variable-lambda.pt`` / ``deterministic-l0.pt``."""
-    return digits_cnn(in_channels=2, width=32, hidden=128)
 
 
 class PartitionMLP(nn.Module):
@@ -125,34 +104,3 @@ def train_partition(x: np.ndarray, y: np.ndarray, index: int, k: int, mode: str,
         loss.backward()
         opt.step()
     return PartitionModel(net, mean, std, projection, index, k, num_classes, mode, input_scale=input_scale)
-
-
-def train_partitions(x: np.ndarray, y: np.ndarray, k: int, out: str | Path, mode: str = "dpa", start: int = 0,
-                     stop: int | None = None, epochs: int = 200, hidden: int = 64, pca_dim: int = 10,
-                     progress: bool = True) -> None:
-    """Train base models ``start..stop-1`` of a k-partition DPA/SS-DPA ensemble into ``out/partition_*.pt``.
-
-    x: (N, 1, 8, 8) images in [0, 1] on the 1/16 grid (the digits split); partitions hash (DPA) or sort (SS-DPA)
-    the integer pixels x*16. Finished partition files are skipped (resumable, shardable by range). SS-DPA uses a
-    PCA embedding of all unlabelled samples and linear heads (``hidden`` ignored)."""
-    from tqdm import tqdm
-
-    from rlcert.certify.dpa import dpa_partition, partition_members, ssdpa_partition
-
-    if mode not in ("dpa", "ssdpa"):
-        raise ValueError(f"mode must be 'dpa' or 'ssdpa', got {mode!r}")
-    stop = k if stop is None else stop
-    x_int = np.rint(np.asarray(x, dtype=np.float64).reshape(len(x), -1) * 16).astype(np.int64)
-    y = np.asarray(y, dtype=np.int64)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    if mode == "dpa":
-        ids, projection = dpa_partition(x_int, k), None
-    else:
-        ids, projection, hidden = ssdpa_partition(x_int, k), pca_projection(x_int, pca_dim), 0
-    for i in tqdm(range(start, stop), desc=f"{mode} k={k}", disable=not progress):
-        path = out / f"partition_{i:05d}.pt"
-        if path.exists():
-            continue
-        idx = partition_members(ids, i, x_int, y if mode == "dpa" else None)
-        train_partition(x_int[idx], y[idx], i, k, mode, projection, epochs, hidden).save(path)

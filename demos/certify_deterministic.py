@@ -1,16 +1,18 @@
 """Deterministic certifiers on the digits: train tiny base models, certify the held-out split with the CLI.
 
-    python -m rlcert.certify.deterministic_demo --out runs/demo [--quick] [--methods dssn,column]
+    python -m demos.certify_deterministic --out runs/demo [--quick] [--methods dssn,column]
 
-Data: the certification core's digits split (``rlcert.certify.data``; 1397 train / 400 test images, the CLI's
+Data: the certification core's digits split (``rlcert.certify.cli.data``; 1397 train / 400 test images, the CLI's
 ``--data digits``). Digits are integers 0..16, so ``x = pixel/16`` lies exactly on the q = 16 grid the l1/lp
 certificates need. Methods: DSSN (l1), variable-Lambda (l_{1/2}, MILP design), deterministic l0 (pixels), column
-smoothing (theta = 0.3) and DPA (poisoning). Each base model (``rlcert.certify.models.digits_cnn`` through the
-``ablation_models`` factories) is trained on its certifier's own noise/ablation (``certifier.sample``: one random
+smoothing (theta = 0.3) and DPA (poisoning). Each base model (``rlcert.certify.models.digits.digits_cnn`` through the
+``rlcert.certify.models`` factories) is trained on its certifier's own noise/ablation (``certifier.sample``: one random
 outcome per image; column smoothing: one random band per batch, as in Ch.6); the certifier is built from the same
 CLI flags used to certify, and certification runs through ``python -m rlcert.certify`` (one TSV per method).
 Weights and TSVs are cached under ``<out>/deterministic/`` (a rerun only plots). ``run(out, quick)`` is the demo
-section; it writes ``certified_accuracy.png`` and ``summary.json``.
+section; with all methods it writes ``certified_accuracy.png`` and ``summary.json`` there, with a subset
+(``--methods dssn,column``) ``certified_accuracy_dssn+column.png`` and ``summary_dssn+column.json``, so a partial
+run never overwrites the full section's figure and summary.
 """
 
 from __future__ import annotations
@@ -24,16 +26,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rlcert.certify.ablation_models import train_partitions
-from rlcert.certify.cli import build_parser
-from rlcert.certify.cli import main as certify_main
-from rlcert.certify.data import load_digits_split
-from rlcert.certify.metrics import certified_accuracy
-from rlcert.certify.models import train_digits_cnn
-from rlcert.certify.patch import ColumnSmoothing, encode_null
-from rlcert.certify.registry import get
-from rlcert.certify.tsv import load_tsv
-from rlcert.certify.votes import median_certified_robustness
+from rlcert.certify.cli.certify import build_parser
+from rlcert.certify.cli.certify import main as certify_main
+from rlcert.certify.cli.data import load_digits_split
+from rlcert.certify.cli.tsv import load_tsv
+from rlcert.certify.core.metrics import certified_accuracy
+from rlcert.certify.core.registry import get
+from rlcert.certify.core.votes import median_certified_robustness
+from rlcert.certify.deterministic.patch import ColumnSmoothing, encode_null
+from rlcert.certify.models.digits import train_digits_cnn
+from rlcert.certify.poisoning.dpa import train_partitions
 
 Q = 16
 
@@ -91,15 +93,15 @@ def run(out: Path, quick: bool, methods: list[str] | None = None) -> list[str]:
         cert = get(method).from_arguments(build_parser(method).parse_args(["--method", method, *flags,
                                                                              "--out", str(tsv)]))
         if not weights.exists():
-            from rlcert.certify import ablation_models
+            from rlcert.certify import models as digit_models
 
             noise = column_noise(cert) if isinstance(cert, ColumnSmoothing) else (lambda xb, g, c=cert: c.sample(xb, g))
             model = train_digits_cnn(x_tr, y_tr, epochs=epochs, noise=noise, log=None,
-                                     model_fn=getattr(ablation_models, factory))
+                                     model_fn=getattr(digit_models, factory))
             torch.save(model.state_dict(), weights)
         train_s = time.perf_counter() - t0
         argv = certify_args(method, flags, tsv, images,
-                            ["--model", f"rlcert.certify.ablation_models:{factory}", "--weights", str(weights)])
+                            ["--model", f"rlcert.certify.models:{factory}", "--weights", str(weights)])
         commands.append("python -m rlcert.certify " + " ".join(argv))
         d, certify_s = _certify(argv)
         results[label] = _summary(d, unit, train_s, certify_s)
@@ -124,10 +126,12 @@ def run(out: Path, quick: bool, methods: list[str] | None = None) -> list[str]:
                      f"{results[label]['median_certified']} (strict) / {results[label]['median_certified_table7_1']} "
                      "(Table 7.1 convention) poisoned samples")
 
-    _plot(results, out / "certified_accuracy.png", images)
-    (out / "summary.json").write_text(json.dumps(results, indent=1) + "\n")
+    suffix = "" if methods is None else "_" + "+".join(methods)
+    png = out / f"certified_accuracy{suffix}.png"
+    _plot(results, png, images)
+    (out / f"summary{suffix}.json").write_text(json.dumps(results, indent=1) + "\n")
     return (lines + ["", "Certified with:", "", "```bash", *commands, "```", "",
-                     f"![deterministic certified accuracy]({out.name}/certified_accuracy.png)"])
+                     f"![deterministic certified accuracy]({out.name}/{png.name})"])
 
 
 def _summary(d: dict[str, np.ndarray], unit: str, train_s: float, certify_s: float) -> dict:
@@ -167,11 +171,13 @@ def _plot(results: dict[str, dict], path: Path, images: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m demos.certify_deterministic", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="writes <out>/deterministic/")
     parser.add_argument("--quick", action="store_true", help="6 epochs, 60 test images, k = 10")
     parser.add_argument("--methods", default=None,
-                        help="comma-separated subset of dssn,variable-lambda,deterministic-l0,column,dpa")
+                        help="comma-separated subset of dssn,variable-lambda,deterministic-l0,column,dpa "
+                             "(default: all; a subset writes its own figure/summary names)")
     args = parser.parse_args(argv)
     methods = None if args.methods is None else [m.strip() for m in args.methods.split(",")]
     known = [m for m, *_ in METHODS.values()] + ["dpa"]

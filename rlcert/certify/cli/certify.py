@@ -32,13 +32,13 @@ from typing import Any
 import torch
 
 import rlcert.certify  # noqa: F401  (registers every method)
-from rlcert.certify.base import Certifier
-from rlcert.certify.checks import check_count
-from rlcert.certify.classifier import BaseClassifier
-from rlcert.certify.data import load_data
-from rlcert.certify.registry import METHODS, get
-from rlcert.certify.smoothing import SmoothingCertifier
-from rlcert.certify.tsv import HEADER, format_row, read_done
+from rlcert.certify.cli.data import load_data
+from rlcert.certify.cli.tsv import HEADER, format_row, read_done
+from rlcert.certify.core.certifier import Certifier
+from rlcert.certify.core.checks import check_count
+from rlcert.certify.core.classifier import BaseClassifier
+from rlcert.certify.core.registry import METHODS, get
+from rlcert.certify.core.smoothing import SmoothingCertifier
 
 RESUME_KEYS = ("method", "sigma", "n0", "n", "alpha", "seed", "model", "weights", "data")
 
@@ -218,7 +218,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     summary = {"certified": len(todo), "skipped_done": len(indices) - len(todo), "out": str(args.out),
                "seconds": time.perf_counter() - t_start}
     if args.plot is not None:
-        from rlcert.certify.plot import plot_certified
+        from rlcert.certify.cli.plot import plot_certified
 
         for line in plot_certified([args.out], args.plot, labels=[f"{args.method}"]):
             print(line)

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from rlcert.certify.result import Certificate
+from rlcert.certify.core.certificate import Certificate
 
 
 class Certifier(abc.ABC):
@@ -21,9 +21,9 @@ class Certifier(abc.ABC):
     def certify(self, classifier: Any, x: torch.Tensor) -> list[Certificate]:
         """Certify a batch ``x`` of shape (N, *input_shape); returns one Certificate per input.
 
-        ``classifier`` is a base classifier: see ``rlcert.certify.classifier`` for the adaptor that turns an
+        ``classifier`` is a base classifier: see ``rlcert.certify.core.classifier`` for the adaptor that turns an
         ``nn.Module`` returning logits (or a callable returning labels) into one. Randomized certifiers
-        (``rlcert.certify.smoothing.SmoothingCertifier``) also take ``seeds=`` (one int per input, e.g. data-set
+        (``rlcert.certify.core.smoothing.SmoothingCertifier``) also take ``seeds=`` (one int per input, e.g. data-set
         indices) so that an input's certificate does not depend on the batch it was certified in.
         """
 

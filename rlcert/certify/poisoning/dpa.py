@@ -25,14 +25,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlcert.certify.base import Certifier
-from rlcert.certify.checks import check_count
-from rlcert.certify.registry import register
-from rlcert.certify.result import Certificate
-from rlcert.certify.votes import median_certified_robustness, vote_certificates
+from rlcert.certify.core.certificate import Certificate
+from rlcert.certify.core.certifier import Certifier
+from rlcert.certify.core.checks import check_count
+from rlcert.certify.core.registry import register
+from rlcert.certify.core.votes import median_certified_robustness, vote_certificates
+from rlcert.certify.models.partition import load_partition_model, pca_projection, train_partition
 
 __all__ = ["pixel_sum_hash", "dpa_partition", "ssdpa_partition", "lexicographic_order", "partition_members",
-           "certify_vote_matrix", "median_certified_robustness", "PartitionEnsemble", "DPA", "SSDPA"]
+           "certify_vote_matrix", "median_certified_robustness", "PartitionEnsemble", "DPA", "SSDPA",
+           "train_partitions"]
 
 
 def _flat_int(samples: np.ndarray, name: str = "samples") -> np.ndarray:
@@ -122,8 +124,6 @@ class PartitionEnsemble:
     @classmethod
     def load(cls, folder: str | Path) -> PartitionEnsemble:
         """Load the ``partition_*.pt`` files written by ``scripts/train_dpa.py`` (all k must be present)."""
-        from rlcert.certify.ablation_models import load_partition_model
-
         files = sorted(Path(folder).glob("partition_*.pt"))
         if not files:
             raise ValueError(f"no partition_*.pt files in {folder}")
@@ -160,7 +160,7 @@ class DPA(Certifier):
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        from rlcert.certify.deterministic import add_argument_once
+        from rlcert.certify.deterministic.enumeration import add_argument_once
 
         add_argument_once(parser, "--partitions-dir", type=Path, default=None,
                           help="folder of partition_*.pt models from scripts/train_dpa.py (dpa/ssdpa)")
@@ -180,3 +180,32 @@ class SSDPA(DPA):
 
     name = "ssdpa"
     norm = "label-flip"
+
+
+def train_partitions(x: np.ndarray, y: np.ndarray, k: int, out: str | Path, mode: str = "dpa", start: int = 0,
+                     stop: int | None = None, epochs: int = 200, hidden: int = 64, pca_dim: int = 10,
+                     progress: bool = True) -> None:
+    """Train base models ``start..stop-1`` of a k-partition DPA/SS-DPA ensemble into ``out/partition_*.pt``.
+
+    x: (N, 1, 8, 8) images in [0, 1] on the 1/16 grid (the digits split); partitions hash (DPA) or sort (SS-DPA)
+    the integer pixels x*16. Finished partition files are skipped (resumable, shardable by range). SS-DPA uses a
+    PCA embedding of all unlabelled samples and linear heads (``hidden`` ignored)."""
+    from tqdm import tqdm
+
+    if mode not in ("dpa", "ssdpa"):
+        raise ValueError(f"mode must be 'dpa' or 'ssdpa', got {mode!r}")
+    stop = k if stop is None else stop
+    x_int = np.rint(np.asarray(x, dtype=np.float64).reshape(len(x), -1) * 16).astype(np.int64)
+    y = np.asarray(y, dtype=np.int64)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if mode == "dpa":
+        ids, projection = dpa_partition(x_int, k), None
+    else:
+        ids, projection, hidden = ssdpa_partition(x_int, k), pca_projection(x_int, pca_dim), 0
+    for i in tqdm(range(start, stop), desc=f"{mode} k={k}", disable=not progress):
+        path = out / f"partition_{i:05d}.pt"
+        if path.exists():
+            continue
+        idx = partition_members(ids, i, x_int, y if mode == "dpa" else None)
+        train_partition(x_int[idx], y[idx], i, k, mode, projection, epochs, hidden).save(path)

@@ -18,12 +18,28 @@ def digits_cnn(num_classes: int = 10, width: int = 16, in_channels: int = 1, hid
     """Conv(C->w,3) ReLU Conv(w->2w,3,stride 2) ReLU, Linear(2w*4*4 -> hidden) ReLU Linear(hidden -> classes).
 
     Defaults (C = 1, w = 16, hidden 64; ~38k params) are the randomized-smoothing demo's model; the deterministic
-    certifiers' digits models (``rlcert.certify.ablation_models``) use C = 1 or 2, w = 32, hidden 128."""
+    certifiers' digits models (``digits_dssn_cnn`` etc. below) use C = 1 or 2, w = 32, hidden 128."""
     return nn.Sequential(
         nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(),
         nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
         nn.Flatten(), nn.Linear(2 * width * 16, hidden), nn.ReLU(), nn.Linear(hidden, num_classes),
     )
+
+
+def digits_dssn_cnn() -> nn.Module:
+    """CLI factory: 1-channel digits CNN (DSSN); weights from the deterministic demo's ``dssn.pt``."""
+    return digits_cnn(in_channels=1, width=32, hidden=128)
+
+
+def digits_null_cnn() -> nn.Module:
+    """CLI factory: 2-channel (x, 1-x) NULL-encoded digits CNN (column/block smoothing); weights ``column.pt``."""
+    return digits_cnn(in_channels=2, width=32, hidden=128)
+
+
+def digits_bounds_cnn() -> nn.Module:
+    """CLI factory: 2-channel [upper, lower] digits CNN (variable-Lambda, deterministic l0); weights
+    ``variable-lambda.pt`` / ``deterministic-l0.pt``."""
+    return digits_cnn(in_channels=2, width=32, hidden=128)
 
 
 def add_noise(x: torch.Tensor, noise: str, sigma: float, generator: torch.Generator) -> torch.Tensor:
@@ -38,7 +54,7 @@ def add_noise(x: torch.Tensor, noise: str, sigma: float, generator: torch.Genera
         lam = sigma * np.sqrt(3.0)
         return x + (torch.rand(x.shape, generator=generator) * 2 - 1) * lam
     if noise == "ssn":
-        from rlcert.certify.ssn import ssn_transform
+        from rlcert.certify.randomized.ssn import ssn_transform
 
         lam = sigma * np.sqrt(3.0)
         return ssn_transform(x, torch.rand(x.shape, generator=generator) * 2 * lam, lam)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from rlcert.certify.checks import check_count
+from rlcert.certify.core.checks import check_count
 
 Concave = Callable[[np.ndarray], np.ndarray]
 

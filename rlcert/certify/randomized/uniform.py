@@ -14,9 +14,9 @@ import math
 import numpy as np
 import torch
 
-from rlcert.certify.laplace import resolve_scale
-from rlcert.certify.registry import register
-from rlcert.certify.smoothing import SmoothingCertifier
+from rlcert.certify.core.registry import register
+from rlcert.certify.core.smoothing import SmoothingCertifier
+from rlcert.certify.randomized.laplace import resolve_scale
 
 
 def lipschitz_l1_radius(p_lower, lambd: float):

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlcert.certify.checks import check_count
+from rlcert.certify.core.checks import check_count
 
 
 def quantise(x: torch.Tensor, q: int, name: str = "x") -> torch.Tensor:

@@ -20,7 +20,7 @@ Perturb = Callable[[torch.Tensor, torch.Tensor, torch.Generator], None]
 
 
 class LabelClassifier(Protocol):
-    """What the engine needs from a base classifier (see ``rlcert.certify.classifier.BaseClassifier``)."""
+    """What the engine needs from a base classifier (see ``rlcert.certify.core.classifier.BaseClassifier``)."""
 
     num_classes: int
     device: torch.device

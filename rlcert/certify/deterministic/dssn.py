@@ -22,12 +22,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlcert.certify.base import Certifier
-from rlcert.certify.checks import check_count
-from rlcert.certify.deterministic import add_argument_once, check_batch_size, device_of, enumerate_counts, quantise
-from rlcert.certify.registry import register
-from rlcert.certify.result import Certificate
-from rlcert.certify.votes import vote_certificates
+from rlcert.certify.core.certificate import Certificate
+from rlcert.certify.core.certifier import Certifier
+from rlcert.certify.core.checks import check_count
+from rlcert.certify.core.registry import register
+from rlcert.certify.core.votes import vote_certificates
+from rlcert.certify.deterministic.enumeration import (
+    add_argument_once,
+    check_batch_size,
+    device_of,
+    enumerate_counts,
+    quantise,
+)
 
 
 def num_splits(lam: float, q: int) -> int:
