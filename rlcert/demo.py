@@ -26,6 +26,7 @@ SECTIONS = [
     ("Multi-ReenGAGE", "rlcert.agents.multi_demo:run"),
     ("Certification", "demos.certify:run"),
     ("Deterministic certificates", "demos.certify_deterministic:run"),
+    ("Certifying agents", "demos.certify_policy:run"),
 ]
 
 

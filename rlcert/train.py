@@ -9,10 +9,11 @@ Config keys: name, algo (key of ``rlcert.agents.ALGOS`` or "module:Class"), poli
 "HandReach-v3" uses ``rlcert.envs.make_hand_reach``), env_kwargs, n_envs, seed, total_timesteps, algo_kwargs
 (constructor kwargs; special: replay_buffer_class, action_noise {type: normal|ornstein_uhlenbeck, sigma},
 policy_kwargs with "module:Class" strings for *_class / activation_fn), eval {freq, episodes, metric:
-ever|final|return}, log_dir. Every value is checked (algo_kwargs names against the algorithm's constructor)
-before anything is written; a bad one is a one-line error naming the key. An existing run folder is refused
-unless ``--resume`` is given (nothing is ever overwritten silently). The final step is always evaluated.
-``buffer_size`` larger than total_timesteps is capped to it (same behaviour, as
+ever|final|return}, log_dir, observation_noise {method, sigma, perturb} (smoothed training: the certification
+noise on the training observations, see ``rlcert.certify.policy.wrappers``). Every value is checked (algo_kwargs
+names against the algorithm's constructor) before anything is written; a bad one is a one-line error naming the
+key. An existing run folder is refused unless ``--resume`` is given (nothing is ever overwritten silently). The
+final step is always evaluated. ``buffer_size`` larger than total_timesteps is capped to it (same behaviour, as
 the buffer never wraps; keeps checkpoints small).
 """
 
@@ -37,7 +38,7 @@ import yaml
 
 DEFAULT_EVAL = {"freq": 2000, "episodes": 50, "metric": "ever"}
 KNOWN_KEYS = {"name", "algo", "policy", "env", "env_kwargs", "n_envs", "seed", "total_timesteps", "algo_kwargs",
-              "eval", "log_dir", "checkpoint", "torch_threads", "notes"}
+              "eval", "log_dir", "checkpoint", "torch_threads", "notes", "observation_noise"}
 
 
 def import_object(spec: str) -> Any:
@@ -103,6 +104,10 @@ def load_config(path: str | Path, overrides: list[str] = (), seed: int | None = 
         raise ValueError(f"eval must be a mapping with keys {sorted(DEFAULT_EVAL)}, got {config['eval']!r}")
     config["eval"] = {**DEFAULT_EVAL, **(config.get("eval") or {})}
     validate_config(config)
+    if config.get("observation_noise") is not None:  # smoothed training (rlcert.certify.policy)
+        from rlcert.certify.policy.wrappers import check_noise_config
+
+        config["observation_noise"] = check_noise_config(config["observation_noise"])
     return config
 
 
@@ -270,6 +275,17 @@ def make_env(env_id: str, env_kwargs: dict, seed: int | None = None) -> gym.Env:
     return env
 
 
+def make_train_env(config: dict) -> gym.Env:
+    """A training environment: ``make_env``, wrapped with the certification noise when the config has
+    ``observation_noise: {method, sigma, perturb}`` (``rlcert.certify.policy.wrappers.ObservationNoiseWrapper``)."""
+    env = make_env(config["env"], config["env_kwargs"])
+    if config.get("observation_noise") is not None:
+        from rlcert.certify.policy.wrappers import ObservationNoiseWrapper
+
+        env = ObservationNoiseWrapper(env, **config["observation_noise"])
+    return env
+
+
 def _resolve_classes(obj: Any) -> Any:
     """Recursively turn "module:Class" strings under *_class / activation_fn keys into objects."""
     if isinstance(obj, dict):
@@ -360,8 +376,7 @@ def _build_envs(config: dict, seed: int):
     from stable_baselines3.common.env_util import make_vec_env
 
     try:
-        vec_env = make_vec_env(lambda: make_env(config["env"], config["env_kwargs"]), n_envs=config["n_envs"],
-                               seed=seed)
+        vec_env = make_vec_env(lambda: make_train_env(config), n_envs=config["n_envs"], seed=seed)
         eval_env = make_env(config["env"], config["env_kwargs"])
     except (TypeError, ValueError, gym.error.Error) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
