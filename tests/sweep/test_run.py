@@ -150,6 +150,7 @@ def check_resumed(sweep_dir, rows_at_kill, finished):
     assert len(results) == 2 * 3 + 2 * (LONG // 50 + 1)
 
 
+@pytest.mark.slow
 def test_kill_and_resume_sequential(tmp_path):
     path, sweep_dir, rows_at_kill, finished, _ = kill_mid_sweep(tmp_path, ["--sequential"])
     assert sweep_main(["--config", str(path), "--sequential", "--no-progress"]) == 0
