@@ -58,8 +58,8 @@ class Run:
 
 def continuous_seek_runs() -> list[Run]:
     runs = []
-    budget = {5: (6000, 1000, (2000, 3000, 4000, 6000)), 10: (12000, 1000, (4000, 6000, 8000, 10000, 12000)),
-              20: (30000, 2000, (10000, 20000, 30000))}
+    budget = {5: (4000, 1000, (1000, 2000, 3000, 4000)), 10: (8000, 1000, (2000, 4000, 6000, 8000)),
+              20: (20000, 2000, (10000, 15000, 20000))}
     for d, (steps, freq, table) in budget.items():
         panel = f"d={d}"
         runs.append(Run("continuous_seek", panel, f"cs_d{d}_ddpg_her", "DDPG+HER",
@@ -76,12 +76,12 @@ def continuous_seek_runs() -> list[Run]:
 def bit_flipping_runs() -> list[Run]:
     runs = []
     for n, steps, freq, table in ((40, 200000, 8000, (40000, 80000, 120000, 160000, 200000)),
-                                  (20, 60000, 4000, (12000, 24000, 36000, 48000, 60000))):
+                                  (20, 60000, 4000, (20000, 32000, 40000, 48000, 60000))):
         panel = f"n={n}"
         runs.append(Run("bit_flipping", panel, f"bf_n{n}_dqn_her", "DQN+HER",
                         f"configs/bit_flipping_n{n}_dqn_her.yaml", steps, freq, NO_CKPT, 0, table_steps=table))
         grid = [(1.0, 0.5, 0), (0.5, 0.5, 0), (1.0, 1.0, 1), (0.5, 1.0, 1), (1.0, 0.0, 2)] if n == 40 else \
-            [(1.0, 0.5, 1)]
+            [(1.0, 0.5, 0), (0.5, 0.5, 1)]
         for alpha, tau, prio in grid:
             label = f"ReenGAGE alpha={alpha:g}, tau={tau:g}" + (" (hard target)" if tau == 0 else "")
             runs.append(Run("bit_flipping", panel, f"bf_n{n}_reengage_a{alpha:g}_t{tau:g}", label,
@@ -191,6 +191,7 @@ def report(out: Path, suite: str, runs: list[Run], docs: Path, title: str) -> st
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     panels = list(dict.fromkeys(r.panel for r in runs))
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.0), squeeze=False)
@@ -202,7 +203,8 @@ def report(out: Path, suite: str, runs: list[Run], docs: Path, title: str) -> st
                 continue
             steps, mean, std, n = curve(seeds)
             keep = n >= max(1, min(len(seeds), 2)) if len(seeds) > 1 else n >= 1
-            line, = ax.plot(steps[keep], mean[keep], lw=2, label=f"{run.label} ({len(seeds)} seeds)")
+            plural = "s" if len(seeds) > 1 else ""
+            line, = ax.plot(steps[keep], mean[keep], lw=2, label=f"{run.label} ({len(seeds)} seed{plural})")
             ax.fill_between(steps[keep], (mean - std)[keep], (mean + std)[keep], color=line.get_color(), alpha=0.2)
             cells = []
             for t in run.table_steps:
@@ -211,6 +213,7 @@ def report(out: Path, suite: str, runs: list[Run], docs: Path, title: str) -> st
             lines.append(f"| {panel} | {run.label} | {','.join(map(str, sorted(seeds)))} | {'; '.join(cells)} |")
         ax.set_title(f"{title} {panel}")
         ax.set_xlabel("environment steps")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:g}k" if x else "0"))
         ax.set_ylabel("success rate" + (" (final step)" if suite == "hand_reach" else " (goal ever reached)"))
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
