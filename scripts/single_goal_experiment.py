@@ -195,9 +195,13 @@ def report(out: Path, suite: str, runs: list[Run], docs: Path, title: str) -> st
 
     panels = list(dict.fromkeys(r.panel for r in runs))
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.0), squeeze=False)
-    lines = ["| panel | run | seeds | " + "success after N steps: mean ± std (seeds) |", "|---|---|---|---|"]
+    lines = []
     for ax, panel in zip(axes[0], panels):
-        for run in (r for r in runs if r.panel == panel):
+        panel_runs = [r for r in runs if r.panel == panel]
+        cols = sorted({t for r in panel_runs for t in r.table_steps})
+        lines += [f"**{title} {panel}**: success after N env steps, mean ± std over the seeds that reached N", "",
+                  "| run | seeds | " + " | ".join(f"{t}" for t in cols) + " |", "|---|---|" + "---|" * len(cols)]
+        for run in panel_runs:
             seeds = read_seeds(out / suite / run.name)
             if not seeds:
                 continue
@@ -207,10 +211,12 @@ def report(out: Path, suite: str, runs: list[Run], docs: Path, title: str) -> st
             line, = ax.plot(steps[keep], mean[keep], lw=2, label=f"{run.label} ({len(seeds)} seed{plural})")
             ax.fill_between(steps[keep], (mean - std)[keep], (mean + std)[keep], color=line.get_color(), alpha=0.2)
             cells = []
-            for t in run.table_steps:
+            for t in cols:
                 v = [s[t] for s in seeds.values() if t in s]
-                cells.append(f"{t}: {np.mean(v):.2f} ± {np.std(v):.2f} ({len(v)})" if v else f"{t}: –")
-            lines.append(f"| {panel} | {run.label} | {','.join(map(str, sorted(seeds)))} | {'; '.join(cells)} |")
+                n_txt = "" if len(v) == len(seeds) else f" ({len(v)})"
+                cells.append(f"{np.mean(v):.2f} ± {np.std(v):.2f}{n_txt}" if v else "–")
+            lines.append(f"| {run.label} | {', '.join(map(str, sorted(seeds)))} | {' | '.join(cells)} |")
+        lines.append("")
         ax.set_title(f"{title} {panel}")
         ax.set_xlabel("environment steps")
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:g}k" if x else "0"))
@@ -224,6 +230,7 @@ def report(out: Path, suite: str, runs: list[Run], docs: Path, title: str) -> st
     png = docs / f"{suite}_curves.png"
     fig.savefig(png, dpi=100)
     plt.close(fig)
+    lines.append("(n) after a value: only n of the seeds reached that step.")
     table = "\n".join(lines)
     (out / suite / "table.md").write_text(table + "\n")
     print(f"wrote {png} and {out / suite / 'table.md'}")
