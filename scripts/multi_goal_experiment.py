@@ -1,11 +1,18 @@
-"""Affordable-CPU reproduction of thesis Fig. 8.4: DDPG vs Multi-ReenGAGE on NoisySeek and DriveSeek.
+"""Thesis Fig. 8.4 on a step budget: DDPG vs Multi-ReenGAGE on NoisySeek and DriveSeek (and the greedy agent).
+
+Defaults are Table G.4 (n_max 200, encoder 2 x 400 -> 20, heads 1 x 400, batch 256, lr 1e-3, gamma 0.95, tau
+0.005, noise 0.1 / 0.05, shared encoder, plain replay buffer, 1000 steps before training) with the agents-v2
+conventions: DeepSets pooling sum_i b_i^2 Enc / n_max, alpha = coefficient of the mean over the n_max gates
+(thesis a = 5, 10, 20). Agents: ``ddpg`` (alpha 0, same networks), ``mrg_partial`` (target gate gradient through
+Q' only, as in the published runs), ``mrg_total`` (through the target actor, the thesis' formula).
+Only the number of environment steps (and the evaluation schedule) is cut.
 
 Every (env, agent, seed) run writes ``<out>/<env>_<agent>_s<seed>.csv`` (timesteps, mean_return, std_return,
 mean_goals_reached, success_rate, wall_s); the rows are flushed as they come and a run counts as finished once its
 ``.done`` marker exists, so the script can be interrupted and re-run: finished runs are skipped and an unfinished
 run starts again. The greedy reference (NoisySeek) goes to ``greedy_<env>.csv``. ``--plot`` draws mean +- std.
 
-    PYTHONPATH=. python scripts/multi_goal_experiment.py --out runs/multi_goal --plot
+    PYTHONPATH=. python scripts/multi_goal_experiment.py --out runs/multi_goal --steps 20000 --plot
 """
 
 from __future__ import annotations
@@ -82,14 +89,15 @@ def run_one(args: argparse.Namespace, env_name: str, agent: str, seed: int) -> N
     env_kwargs = {"n_max": args.n_max}
     env = gym.make(env_id, **env_kwargs)
     n_actions = env.action_space.shape[0]
-    alpha = 0.0 if agent == "ddpg" else args.alpha_per_gate / args.n_max
+    alpha = 0.0 if agent == "ddpg" else args.alpha
     torch.manual_seed(seed)
     model = MultiReenGAGEDDPG(
-        DeepSetsTD3Policy, env, alpha=alpha, learning_rate=args.lr, batch_size=args.batch, gamma=0.95, tau=0.005,
+        DeepSetsTD3Policy, env, alpha=alpha, goal_reduction="mean", through_target_actor=agent == "mrg_total",
+        learning_rate=args.lr, batch_size=args.batch, gamma=0.95, tau=0.005,
         learning_starts=args.learning_starts, buffer_size=args.steps,
         action_noise=NormalActionNoise(np.zeros(n_actions), sigma * np.ones(n_actions)), seed=seed,
         policy_kwargs={"embed_dim": 20, "encoder_arch": [args.width, args.width], "head_arch": [args.width],
-                       "share_encoder": True})
+                       "share_encoder": True, "pooling": args.pooling})
     with path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=FIELDS)
         writer.writeheader()
@@ -115,7 +123,7 @@ def plot(args: argparse.Namespace) -> None:
 
     fig, axes = plt.subplots(1, len(args.envs), figsize=(5.5 * len(args.envs), 4), squeeze=False)
     for ax, env_name in zip(axes[0], args.envs):
-        for agent, colour in (("ddpg", "tab:blue"), ("mrg", "tab:red")):
+        for agent, colour in (("ddpg", "tab:blue"), ("mrg_partial", "tab:red"), ("mrg_total", "tab:orange")):
             paths = sorted(args.out.glob(f"{env_name}_{agent}_s*.csv"))
             runs = [np.genfromtxt(p, delimiter=",", names=True) for p in paths if p.with_suffix(".done").exists()]
             if not runs:
@@ -123,7 +131,8 @@ def plot(args: argparse.Namespace) -> None:
             n = min(len(r) for r in runs)
             t = runs[0]["timesteps"][:n]
             y = np.stack([r["mean_return"][:n] for r in runs])
-            label = "DDPG" if agent == "ddpg" else f"Multi-ReenGAGE (alpha={args.alpha_per_gate:g}/n_max)"
+            label = {"ddpg": "DDPG", "mrg_partial": f"Multi-ReenGAGE alpha={args.alpha:g}, partial target grad.",
+                     "mrg_total": f"Multi-ReenGAGE alpha={args.alpha:g}, total target grad."}[agent]
             ax.plot(t, y.mean(0), color=colour, label=f"{label}, {len(runs)} seeds")
             ax.fill_between(t, y.mean(0) - y.std(0), y.mean(0) + y.std(0), color=colour, alpha=0.2)
         greedy = args.out / f"greedy_{env_name}.csv"
@@ -142,22 +151,27 @@ def plot(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=Path("runs/multi_goal"))
+    p.add_argument("--out", type=Path, default=Path("runs/multi_goal_v2"))
     p.add_argument("--envs", nargs="+", default=["noisy", "drive"], choices=sorted(ENVS))
-    p.add_argument("--agents", nargs="+", default=["ddpg", "mrg"], choices=["ddpg", "mrg"])
+    p.add_argument("--agents", nargs="+", default=["ddpg", "mrg_partial", "mrg_total"],
+                   choices=["ddpg", "mrg_partial", "mrg_total"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--steps", type=int, default=10_000, help="environment steps per run (thesis: 160000)")
-    p.add_argument("--n-max", type=int, default=50, help="goal-set size bound (thesis: 200)")
-    p.add_argument("--width", type=int, default=64, help="hidden width of encoder and heads (thesis: 400)")
-    p.add_argument("--batch", type=int, default=64, help="batch size (thesis: 256)")
+    p.add_argument("--steps", type=int, default=20_000, help="environment steps per run (thesis: 160000)")
+    p.add_argument("--n-max", type=int, default=200, help="goal-set size bound (thesis: 200)")
+    p.add_argument("--width", type=int, default=400, help="hidden width of encoder and heads (thesis: 400)")
+    p.add_argument("--batch", type=int, default=256, help="batch size (thesis: 256)")
+    p.add_argument("--pooling", default="n_max", choices=["n_max", "sum"],
+                   help="DeepSets pooling: sum / n_max (the authors', default) or the plain sum")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--learning-starts", type=int, default=1000)
-    p.add_argument("--alpha-per-gate", type=float, default=10.0, help="alpha = this / n_max (thesis: 5, 10, 20)")
-    p.add_argument("--eval-freq", type=int, default=1000, help="thesis: 4000")
-    p.add_argument("--eval-episodes", type=int, default=20, help="thesis: 100")
+    p.add_argument("--alpha", type=float, default=10.0,
+                   help="coefficient of the mean over the n_max gates (thesis: 5, 10, 20; NoisySeek also 50, 100)")
+    p.add_argument("--eval-freq", type=int, default=2000, help="thesis: 4000")
+    p.add_argument("--eval-episodes", type=int, default=50, help="thesis: 100")
     p.add_argument("--greedy-episodes", type=int, default=200)
     p.add_argument("--plot", action="store_true", help="draw the curves after running")
     p.add_argument("--plot-only", action="store_true")
+    p.add_argument("--greedy-only", action="store_true", help="only evaluate the greedy reference (NoisySeek)")
     args = p.parse_args(argv)
     for name in ("steps", "n_max", "width", "batch", "eval_freq", "eval_episodes"):
         if getattr(args, name) < 1:
@@ -167,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.plot_only:
         if "noisy" in args.envs:
             run_greedy(args)
-        jobs = [(e, a, s) for e in args.envs for s in args.seeds for a in args.agents]
+        jobs = [] if args.greedy_only else [(e, a, s) for e in args.envs for s in args.seeds for a in args.agents]
         for env_name, agent, seed in tqdm(jobs, desc="runs"):
             run_one(args, env_name, agent, seed)
     if args.plot or args.plot_only:
