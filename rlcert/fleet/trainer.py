@@ -89,8 +89,11 @@ class Fleet:
         self._train_if_due()
 
     def learn(self, total_timesteps: int, callback=None) -> None:
-        """Step until ``total_timesteps``; ``callback(fleet)`` after each collected step (before its training)."""
-        while self.num_timesteps < total_timesteps:
+        """Step until ``total_timesteps``; ``callback(fleet)`` after each collected step (before its training).
+
+        Like SB3, a started rollout of ``train_freq`` steps is completed (and trained on) even if that passes
+        ``total_timesteps``."""
+        while self.num_timesteps < total_timesteps or self.num_timesteps % self.schedule.train_freq:
             self.step()
             if callback is not None:
                 callback(self)
