@@ -3,10 +3,13 @@
 Observations are gymnasium Dicts with ``observation`` (B, d) and ``desired_goal`` (B, n_max, 3) whose rows are
 (b_i, x_i, y_i) with gate b_i = 1 for a real goal and 0 for padding. The goal set is pooled as
 
-    z(s, b) = sum_i b_i^2 * Enc(s, g_i)               (B, embed_dim)
+    z(s, b) = sum_i b_i^2 * Enc(s, g_i) / n_max       (B, embed_dim)    (pooling="n_max", default)
+    z(s, b) = sum_i b_i^2 * Enc(s, g_i)               (pooling="sum", models saved before agents convention 2)
     Q(s, a, g) = Head_Q(s, a, z),   pi(s, g) = tanh(Head_pi(s, z))
 
-with Enc a 2 x 400 ReLU MLP on (s, x_i, y_i) and heads 1 x 400 ReLU (Table G.4). Because of the square, a padding
+with Enc a 2 x 400 ReLU MLP on (s, x_i, y_i) and heads 1 x 400 ReLU (Table G.4). n_max is the observation space's
+(a constant of the network, so extra padding at run time changes nothing); dividing by it, as the authors do, keeps
+the head's input and dQ/db O(1) at initialisation (spec §3 "Pooling scale"). Because of the square, a padding
 goal (b_i = 0) contributes exactly nothing to z and dz/db_i = 2 b_i Enc = 0: padding has no influence on Q, pi or
 the gate gradients. Rows with b_i = 0 are therefore skipped entirely (exact, and about 2x cheaper on average).
 
@@ -50,15 +53,21 @@ def gates_of(obs: Obs) -> torch.Tensor:
     return obs["desired_goal"][..., 0]
 
 
+POOLINGS = ("n_max", "sum")
+
+
 class GoalSetEncoder(nn.Module):
-    """DeepSets pooling z = sum_i b_i^2 Enc(s, g_i): observation (B, d), goals (B, n, 2), gates (B, n) -> (B, E)."""
+    """DeepSets pooling z = sum_i b_i^2 Enc(s, g_i) / divisor: observation (B, d), goals (B, n, 2), gates (B, n)
+    -> (B, E). ``divisor`` is n_max for the default pooling, 1 for the plain sum."""
 
     def __init__(self, obs_dim: int, embed_dim: int = 20, arch: tuple[int, ...] | list[int] = (400, 400),
-                 goal_dim: int = 2) -> None:
+                 goal_dim: int = 2, divisor: float = 1.0) -> None:
         super().__init__()
         if embed_dim < 1:
             raise ValueError(f"embed_dim must be >= 1, got {embed_dim}")
-        self.obs_dim, self.goal_dim, self.features_dim = obs_dim, goal_dim, embed_dim
+        if not divisor > 0:
+            raise ValueError(f"divisor must be > 0, got {divisor}")
+        self.obs_dim, self.goal_dim, self.features_dim, self.divisor = obs_dim, goal_dim, embed_dim, float(divisor)
         self.net = mlp([obs_dim + goal_dim, *arch, embed_dim])
 
     def forward(self, obs: Obs, gates: torch.Tensor) -> torch.Tensor:
@@ -70,7 +79,8 @@ class GoalSetEncoder(nn.Module):
         emb = self.net(rows)  # (M, E)
         weights = gates[batch_idx, goal_idx].pow(2).unsqueeze(-1)
         z = torch.zeros(s.shape[0], self.features_dim, dtype=emb.dtype, device=emb.device)
-        return z.index_add(0, batch_idx, weights * emb)
+        z = z.index_add(0, batch_idx, weights * emb)
+        return z if self.divisor == 1.0 else z / self.divisor
 
 
 def call_detached(module: nn.Module, *args: Any) -> torch.Tensor:
@@ -195,7 +205,8 @@ class _GoalSetPolicyMixin:
     """Shared construction of the SB3 policies below."""
 
     def _init_goal_set(self, observation_space: spaces.Dict, action_space: spaces.Box, embed_dim: int,
-                       encoder_arch: list[int], head_arch: list[int], share_encoder: bool, n_critics: int) -> None:
+                       encoder_arch: list[int], head_arch: list[int], share_encoder: bool, n_critics: int,
+                       pooling: str) -> None:
         if not isinstance(observation_space, spaces.Dict) or "desired_goal" not in observation_space.spaces:
             raise ValueError("observation_space must be a Dict with 'observation' and 'desired_goal' (n_max, 3)")
         dg = observation_space["desired_goal"].shape
@@ -203,6 +214,9 @@ class _GoalSetPolicyMixin:
             raise ValueError(f"desired_goal must have shape (n_max, 3), got {dg}")
         if n_critics < 1:
             raise ValueError(f"n_critics must be >= 1, got {n_critics}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.pooling, self.n_max = pooling, int(dg[0])
         self.embed_dim, self.encoder_arch, self.head_arch = int(embed_dim), list(encoder_arch), list(head_arch)
         self.share_encoder, self.n_critics = bool(share_encoder), int(n_critics)
         self.obs_dim = int(observation_space["observation"].shape[0])
@@ -210,7 +224,8 @@ class _GoalSetPolicyMixin:
 
     def make_encoder(self) -> nn.Module:
         """The goal-set feature module; must map (obs, gates (B, n_max)) -> (B, features_dim)."""
-        return GoalSetEncoder(self.obs_dim, self.embed_dim, self.encoder_arch)
+        divisor = self.n_max if self.pooling == "n_max" else 1.0
+        return GoalSetEncoder(self.obs_dim, self.embed_dim, self.encoder_arch, divisor=divisor)
 
     def make_critic(self) -> DeepSetsCritic:
         return DeepSetsCritic(self.make_encoder(), self.obs_dim, self.action_dim, self.head_arch, self.n_critics)
@@ -222,16 +237,18 @@ class _GoalSetPolicyMixin:
 
     def _goal_set_constructor_parameters(self) -> dict[str, Any]:
         return dict(embed_dim=self.embed_dim, encoder_arch=self.encoder_arch, head_arch=self.head_arch,
-                    share_encoder=self.share_encoder, n_critics=self.n_critics)
+                    share_encoder=self.share_encoder, n_critics=self.n_critics, pooling=self.pooling)
 
 
 class DeepSetsTD3Policy(_GoalSetPolicyMixin, TD3Policy):
     """SB3 TD3/DDPG policy with DeepSets actor and critic (``policy_kwargs``: embed_dim, encoder_arch, head_arch,
-    share_encoder, n_critics; defaults are Table G.4 with one critic, i.e. DDPG)."""
+    share_encoder, n_critics, pooling ("n_max" default, or "sum"); defaults are Table G.4 with one critic, i.e.
+    DDPG)."""
 
     def __init__(self, observation_space: spaces.Dict, action_space: spaces.Box, lr_schedule: Schedule,
                  embed_dim: int = 20, encoder_arch: list[int] = (400, 400), head_arch: list[int] = (400,),
-                 share_encoder: bool = True, n_critics: int = 1, optimizer_class: type = torch.optim.Adam,
+                 share_encoder: bool = True, n_critics: int = 1, pooling: str = "n_max",
+                 optimizer_class: type = torch.optim.Adam,
                  optimizer_kwargs: dict[str, Any] | None = None, normalize_images: bool = True,
                  use_sde: bool = False) -> None:
         if use_sde:  # accepted because SB3 writes use_sde into shared policy_kwargs dicts
@@ -239,7 +256,7 @@ class DeepSetsTD3Policy(_GoalSetPolicyMixin, TD3Policy):
         BasePolicy.__init__(self, observation_space, action_space, optimizer_class=optimizer_class,
                             optimizer_kwargs=optimizer_kwargs, squash_output=True, normalize_images=normalize_images)
         self._init_goal_set(observation_space, action_space, embed_dim, encoder_arch, head_arch, share_encoder,
-                            n_critics)
+                            n_critics, pooling)
         self.share_features_extractor = False
         self._build(lr_schedule)
 
@@ -280,7 +297,8 @@ class DeepSetsSACPolicy(_GoalSetPolicyMixin, SACPolicy):
 
     def __init__(self, observation_space: spaces.Dict, action_space: spaces.Box, lr_schedule: Schedule,
                  embed_dim: int = 20, encoder_arch: list[int] = (400, 400), head_arch: list[int] = (400,),
-                 share_encoder: bool = True, n_critics: int = 2, optimizer_class: type = torch.optim.Adam,
+                 share_encoder: bool = True, n_critics: int = 2, pooling: str = "n_max",
+                 optimizer_class: type = torch.optim.Adam,
                  optimizer_kwargs: dict[str, Any] | None = None, use_sde: bool = False,
                  normalize_images: bool = True) -> None:
         if use_sde:
@@ -288,7 +306,7 @@ class DeepSetsSACPolicy(_GoalSetPolicyMixin, SACPolicy):
         BasePolicy.__init__(self, observation_space, action_space, optimizer_class=optimizer_class,
                             optimizer_kwargs=optimizer_kwargs, squash_output=True, normalize_images=normalize_images)
         self._init_goal_set(observation_space, action_space, embed_dim, encoder_arch, head_arch, share_encoder,
-                            n_critics)
+                            n_critics, pooling)
         self.use_sde = False
         self.share_features_extractor = False
         self._build(lr_schedule)

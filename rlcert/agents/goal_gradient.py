@@ -1,21 +1,21 @@
-"""The ReenGAGE term (thesis Eq. 8.8/8.9) as plain torch functions, independent of Stable-Baselines3.
+"""The gradient-matching term of ReenGAGE (thesis Eq. 8.8/8.9) and Multi-ReenGAGE (Eq. 8.19), plain torch.
 
-ReenGAGE adds to the TD loss a penalty matching the goal-gradient of the online critic with the goal-gradient
-of its TD target:
+Both agents add to the TD loss a penalty matching the gradient of the online critic with respect to an input x
+(the goal g for ReenGAGE, the goal gates b for Multi-ReenGAGE) with the gradient of its TD target:
 
-    dense:  alpha * || grad_g Q_theta(s,a,g) - [grad_g R(s',g) + gamma * d/dg Q_theta'(s', pi_phi'(s',g), g)] ||^2
-    sparse: 1[R(s',g) = c_low] * alpha * || grad_g Q_theta(s,a,g) - gamma * d/dg Q_theta'(s', pi_phi'(s',g), g) ||^2
+    alpha * mean_{batch, i} mask_b w_i ( d/dx_i Q_theta(s,a,x) - [d/dx_i R(s',x) + gamma (1-done) d/dx_i V'(s',x)] )^2
 
-* ``d/dg`` of the target is the **total** derivative: it flows through the target actor ``pi_phi'(s', g)`` as
-  well as through the goal input of ``Q_theta'``. It is a *target*: computed without a second-order graph and
-  detached (:func:`target_and_goal_gradient`).
-* Only ``grad_g Q_theta`` is built with ``create_graph=True`` (:func:`critic_goal_gradient`) so that the penalty
-  can be back-propagated into ``theta`` ("double backpropagation").
+* ``d/dx V'`` is the **total** derivative of the bootstrap value: it flows through the target actor
+  ``pi_phi'(s', x)`` as well as through the input of ``Q_theta'`` (the thesis' formula). It is a *target*: computed
+  with one first-order backward and detached (:func:`target_and_goal_gradient`).
+* Only ``d/dx Q_theta`` is built with ``create_graph=True`` (:func:`critic_goal_gradient`) so that the penalty can be
+  back-propagated into ``theta`` ("double backpropagation").
 
-**alpha convention** (the published one): ``alpha`` multiplies the *squared l2 norm* of the gradient difference
-(summed over the d goal coordinates), averaged over the batch; i.e. ``alpha * d * mean_{batch x dims}(diff^2)``.
-Masked-out transitions (sparse mode) contribute 0 but still count in the batch mean. The thesis' values
-alpha in {0.1, 0.2, 0.3} (ContinuousSeek, HandReach) are meant in this convention.
+**alpha convention** (the published one, spec §2 "Scaling convention"): ``reduction="mean"`` (default) makes
+``alpha`` the coefficient of the squared gradient error averaged over the batch **and** the input coordinates
+(goal coordinates, or the n_max gates). ``reduction="sum"`` sums over the coordinates instead (the squared l2
+norm; alpha d times stronger); it is the convention of models saved before agents convention 2. Masked-out
+transitions (sparse mode) contribute 0 but still count in the batch mean.
 """
 
 from __future__ import annotations
@@ -24,46 +24,52 @@ from collections.abc import Callable
 
 import torch as th
 
+REDUCTIONS = ("mean", "sum")
+
 
 def make_goal_leaf(goal: th.Tensor) -> th.Tensor:
-    """A fresh leaf copy of ``goal`` (B, d) that requires grad (the raw goal the reward is defined on)."""
+    """A fresh leaf copy of ``goal`` (B, ...) that requires grad (the raw input the reward is defined on)."""
     return goal.detach().clone().requires_grad_(True)
 
 
-def critic_goal_gradient(values: list[th.Tensor], goals: list[th.Tensor]) -> list[th.Tensor]:
-    """``grad_g Q_theta`` for each critic, with ``create_graph=True`` (so it can be trained on).
+def critic_goal_gradient(values: list[th.Tensor] | tuple[th.Tensor, ...], goals: th.Tensor | list[th.Tensor]
+                         ) -> list[th.Tensor]:
+    """``d/dx Q_theta`` for each critic, with ``create_graph=True`` (so that it can be trained on).
 
-    values[i]: (B, 1) or (B,) outputs of critic i, computed from the leaf ``goals[i]`` (B, d). Each critic must
-    have its own leaf so that one ``autograd.grad`` call returns separate per-critic gradients. Returns (B, d)
-    tensors (per-sample gradients, since sample b's value only depends on sample b's goal).
+    values[j]: (B, 1) or (B,) outputs of critic j. ``goals``: one leaf (B, ...) shared by all critics (one
+    backward per critic), or a list with one leaf per critic (one backward for all). Returns one (B, ...) tensor
+    per critic: per-sample gradients, since sample b's value depends only on sample b's input.
     """
-    total = values[0].sum()
-    for v in values[1:]:
-        total = total + v.sum()
-    return list(th.autograd.grad(total, goals, create_graph=True))
+    if isinstance(goals, (list, tuple)):
+        total = values[0].sum()
+        for v in values[1:]:
+            total = total + v.sum()
+        return list(th.autograd.grad(total, list(goals), create_graph=True))
+    return [th.autograd.grad(v.sum(), goals, create_graph=True)[0] for v in values]
 
 
 def target_and_goal_gradient(
-    next_value_fn: Callable[[th.Tensor], th.Tensor],
+    next_value_fn: Callable[[th.Tensor], th.Tensor | tuple[th.Tensor, th.Tensor]],
     goal: th.Tensor,
     rewards: th.Tensor,
     dones: th.Tensor,
     discounts: th.Tensor | float,
 ) -> tuple[th.Tensor, th.Tensor]:
-    """TD target ``y = R + (1 - done) * discount * V'(s', g)`` and its *total* goal-gradient, both detached.
+    """TD target ``y = R + (1 - done) * discount * V'(s', x)`` (B, 1) and ``(1 - done) * discount * dV'/dx``, detached.
 
-    ``next_value_fn(g)`` (B, 1) must compute the bootstrap value from the goal leaf ``g`` everywhere the goal is
-    used (target actor input and target critic input), so the gradient is the total derivative. One forward and
-    one backward (no ``create_graph``) give both the target and ``(1 - done) * discount * dV'/dg`` (B, d). The
-    reward-gradient (dense mode) is added by the caller (:func:`reward_goal_gradient`).
+    ``next_value_fn(x)`` must compute the bootstrap value (B, 1) from the leaf ``x`` everywhere the input is used
+    (target actor and target critic), so that the gradient is the total derivative. It may return a pair
+    ``(value for the TD target, value to differentiate)`` (DQN: hard max and soft value). One forward and one
+    first-order backward. The reward gradient (dense mode, gates) is added by the caller.
     """
-    g = make_goal_leaf(goal)
+    x = make_goal_leaf(goal)
     with th.enable_grad():
-        next_value = next_value_fn(g)
-        (grad,) = th.autograd.grad(next_value.sum(), g)
-    scale = (1.0 - dones) * discounts  # (B, 1)
-    target = rewards + scale * next_value.detach()
-    return target, scale * grad
+        out = next_value_fn(x)
+        value, differentiated = out if isinstance(out, tuple) else (out, out)
+        (grad,) = th.autograd.grad(differentiated.sum(), x)
+    scale = (1 - dones) * discounts  # (B, 1)
+    target = rewards + scale * value.detach()
+    return target, scale.reshape(scale.shape[0], *([1] * (grad.dim() - 1))) * grad
 
 
 def reward_goal_gradient(
@@ -86,23 +92,22 @@ def reengage_penalty(
     grad_target: th.Tensor,
     mask: th.Tensor | None = None,
     goal_weight: th.Tensor | None = None,
-    reduction: str = "sum",
+    reduction: str = "mean",
 ) -> th.Tensor:
-    """mean_b [ mask_b * sum_i w_i (grad_q[b,i] - grad_target[b,i])^2 ]  (multiply by alpha outside).
+    """mean_b [ mask_b * red_i w_i (grad_q[b,i] - grad_target[b,i])^2 ]  (multiply by alpha outside).
 
-    reduction: "sum" over goal entries (the published convention, default) or "mean" (= "sum" / number of goal
-    entries d, i.e. ``F.mse_loss`` on the gradients; an effective alpha d times smaller).
-
-    grad_q, grad_target: (B, d); mask: (B,) of 0/1 (sparse mode) or None; goal_weight: (d,) per-coordinate weight
-    (sigma_i^2, thesis App. G.4) or None. The target is detached here as well, for safety.
+    reduction: "mean" over the input coordinates (default, the published convention: with the batch mean this is
+    the mean over batch x coordinates, ``F.mse_loss`` on the gradients when unmasked) or "sum" (squared l2 norm).
+    grad_q, grad_target: (B, ...); mask: (B,) of 0/1 (sparse mode) or None; goal_weight: per-coordinate weight
+    (sigma_i^2, thesis App. G.4) broadcastable to grad_q[0], or None. The target is detached here as well.
     """
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
     sq = (grad_q - grad_target.detach()) ** 2
     if goal_weight is not None:
         sq = sq * goal_weight
-    if reduction not in ("sum", "mean"):
-        raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
-    flat = sq.flatten(1)  # goals of any shape (B, ...) are reduced over all goal entries
-    per_sample = flat.sum(dim=1) if reduction == "sum" else flat.mean(dim=1)
+    flat = sq.flatten(1)  # inputs of any shape (B, ...) are reduced over all their entries
+    per_sample = flat.mean(dim=1) if reduction == "mean" else flat.sum(dim=1)
     if mask is not None:
         per_sample = per_sample * mask
     return per_sample.mean()

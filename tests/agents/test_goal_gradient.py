@@ -96,8 +96,9 @@ def test_penalty_equals_hand_computed_value_for_linear_models():
     (qgrad,) = gg.critic_goal_gradient([q(T(s), T(a), leaf)], [leaf])
     sigma2 = rng.uniform(0.5, 2.0, size=DG)
     mask = gg.sparse_mask(T(rewards))
-    sparse = gg.reengage_penalty(qgrad, tgrad, mask).item()
-    dense = gg.reengage_penalty(qgrad, tgrad + rgrad, None, T(sigma2)).item()
+    sparse = gg.reengage_penalty(qgrad, tgrad, mask, reduction="sum").item()
+    dense = gg.reengage_penalty(qgrad, tgrad + rgrad, None, T(sigma2), reduction="sum").item()
+    dense_mean = gg.reengage_penalty(qgrad, tgrad + rgrad, None, T(sigma2)).item()  # default: coordinate mean
 
     tg = (1 - dones) * gamma * (u2 + M.T @ c2)  # (B, DG)
     diff_sparse = u - tg
@@ -106,6 +107,7 @@ def test_penalty_equals_hand_computed_value_for_linear_models():
     want_dense = np.mean((sigma2 * diff_dense ** 2).sum(1))
     assert sparse == pytest.approx(want_sparse, rel=1e-12)
     assert dense == pytest.approx(want_dense, rel=1e-12)
+    assert dense_mean == pytest.approx(np.mean(sigma2 * diff_dense ** 2), rel=1e-12)  # mean over batch x coords
 
 
 def test_sparse_mask_selects_exactly_c_low_transitions():
@@ -117,22 +119,22 @@ def test_sparse_mask_selects_exactly_c_low_transitions():
     grad_q2 = grad_q.clone()
     grad_q2[[1, 3, 4]] += 100.0  # masked-out rows must not matter
     assert gg.reengage_penalty(grad_q2, tgt, gg.sparse_mask(rewards)) == p
-    want = ((grad_q - tgt) ** 2).sum(1)[[0, 2]].sum() / 5  # batch mean over all 5 rows
+    want = ((grad_q - tgt) ** 2).mean(1)[[0, 2]].sum() / 5  # batch mean over all 5 rows, coordinate mean
     assert th.allclose(p, want)
 
 
 def test_penalty_backpropagates_into_critic_parameters():
-    """Double backprop: d/du of mean ||u - t||^2 is 2 (u - t) averaged over the batch."""
+    """Double backprop: d/du of mean_{b,i} (u_i - t_bi)^2 is 2 (u - t) averaged over the batch, / d."""
     u = th.randn(DG, dtype=th.float64, requires_grad=True)
     g = gg.make_goal_leaf(th.randn(B, DG, dtype=th.float64))
     t = th.randn(B, DG, dtype=th.float64)
     (qgrad,) = gg.critic_goal_gradient([(g @ u)[:, None]], [g])
     gg.reengage_penalty(qgrad, t).backward()
-    assert th.allclose(u.grad, (2 * (u.detach() - t)).mean(0))
+    assert th.allclose(u.grad, (2 * (u.detach() - t)).mean(0) / DG)
 
 
 def test_dqn_soft_target_gradient_matches_finite_differences():
-    from rlcert.agents.dqn import hard_target_and_soft_goal_gradient, soft_value
+    from rlcert.agents.dqn import hard_and_soft_values, soft_value
 
     qnet = mlp(DS + DG, 4, 3)
     rng = np.random.default_rng(2)
@@ -140,7 +142,8 @@ def test_dqn_soft_target_gradient_matches_finite_differences():
     rewards, dones = -th.ones(B, 1, dtype=th.float64), th.zeros(B, 1, dtype=th.float64)
     q = lambda x: qnet(th.cat([s, x], 1))  # noqa: E731
     for tau in (0.0, 0.5):
-        target, grad = hard_target_and_soft_goal_gradient(q, g, rewards, dones, 0.9, tau)
+        target, grad = gg.target_and_goal_gradient(lambda x, t=tau: hard_and_soft_values(q(x), t), g, rewards,
+                                                   dones, 0.9)
         assert th.allclose(target, rewards + 0.9 * q(g).max(1, keepdim=True)[0])  # TD target stays hard
         fd = central_difference(lambda x, t=tau: 0.9 * soft_value(q(x), t).reshape(-1), g)
         assert th.allclose(grad, fd, atol=1e-6)
@@ -149,7 +152,7 @@ def test_dqn_soft_target_gradient_matches_finite_differences():
 
 def test_mean_reduction_is_sum_divided_by_goal_dims():
     grad_q, tgt, mask = th.randn(5, 4), th.randn(5, 4), th.tensor([1.0, 0.0, 1.0, 1.0, 0.0])
-    total = gg.reengage_penalty(grad_q, tgt, mask)
-    assert th.allclose(gg.reengage_penalty(grad_q, tgt, mask, reduction="mean"), total / 4)
+    total = gg.reengage_penalty(grad_q, tgt, mask, reduction="sum")
+    assert th.allclose(gg.reengage_penalty(grad_q, tgt, mask), total / 4)  # the default is the mean
     with pytest.raises(ValueError, match="reduction"):
         gg.reengage_penalty(grad_q, tgt, reduction="max")

@@ -14,7 +14,7 @@ except ImportError:  # pragma: no cover
 
 import rlcert  # noqa: F401
 from rlcert.agents.drive_seek_cnn import SIZE, DriveSeekCnnTD3Policy, drive_seek_image
-from rlcert.agents.gate_gradient import q_gate_gradient
+from rlcert.agents.goal_gradient import critic_goal_gradient
 from rlcert.agents.multi_reengage import MultiReenGAGEDDPG
 
 
@@ -62,7 +62,8 @@ def test_cnn_critic_gate_gradient_matches_finite_differences_and_ignores_padding
     obs = _obs(env, 1)
     a = torch.tensor([[0.2]], dtype=torch.float64)
     gates = obs["desired_goal"][..., 0].clone().requires_grad_(True)
-    grad = q_gate_gradient(model.critic(obs, a, gates)[0], gates).detach()
+    (grad,) = critic_goal_gradient([model.critic(obs, a, gates)[0]], gates)
+    grad = grad.detach()
     padding = obs["desired_goal"][..., 0] == 0
     assert padding.any() and torch.all(grad[padding] == 0)
     real_idx = torch.nonzero(~padding[0]).flatten()

@@ -36,8 +36,9 @@ def test_gate_term_fits_item_rewards_on_a_fixed_batch():
     env = gym.make("rlcert/DriveSeek-v0", n_max=100)  # dense goals: about one step in ten hits one
     results = {}
     for alpha in (10.0, 0.0):
-        model = MultiReenGAGEDDPG(DeepSetsTD3Policy, env, alpha=alpha, gamma=0.0, learning_starts=600,
-                                  buffer_size=600, batch_size=64, learning_rate=3e-3, seed=0, policy_kwargs=TINY)
+        model = MultiReenGAGEDDPG(DeepSetsTD3Policy, env, alpha=alpha, goal_reduction="sum", gamma=0.0,
+                                  learning_starts=600, buffer_size=600, batch_size=64, learning_rate=3e-3, seed=0,
+                                  policy_kwargs=TINY)
         model.learn(600)  # random exploration only (learning_starts = total)
         np.random.seed(123)
         batch = model.replay_buffer.sample(64)

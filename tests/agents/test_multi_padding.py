@@ -11,16 +11,23 @@ except ImportError:  # pragma: no cover
     from .multi_helpers import SMALL, goal_set_batch, noisy_env
 
 from rlcert.agents.deepsets import DeepSetsSACPolicy, DeepSetsTD3Policy
-from rlcert.agents.gate_gradient import q_gate_gradient, target_gate_gradient
+from rlcert.agents.goal_gradient import critic_goal_gradient, target_and_goal_gradient
+from rlcert.agents.loops import td3_next_value
 from rlcert.agents.multi_reengage import MultiReenGAGEDDPG
+
+
+def target_gradient(value_fn, gates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(value (B, 1), total d value / d gates (B, n)), both detached: the agents' target code with R = 0, gamma = 1."""
+    zeros = torch.zeros(gates.shape[0], 1, dtype=gates.dtype)
+    return target_and_goal_gradient(value_fn, gates, zeros, zeros, 1.0)
 
 
 def _outputs(model, obs, actions):
     gates = obs["desired_goal"][..., 0].clone().requires_grad_(True)
     q = model.critic(obs, actions, gates)[0]
-    grad_q = q_gate_gradient(q, gates).detach()
+    grad_q = critic_goal_gradient([q], gates)[0].detach()
     pi = model.actor(obs).detach()
-    _, grad_t = target_gate_gradient(lambda b: model._target_value(obs, b, torch.zeros_like(actions)),
+    _, grad_t = target_gradient(td3_next_value(model, obs, torch.zeros_like(actions)),
                                      obs["desired_goal"][..., 0])
     return q.detach(), pi, grad_q, grad_t
 
@@ -72,3 +79,29 @@ def test_sac_policy_padding_invariance():
     for q1, q2 in zip(model.critic(obs, a), model.critic(padded, a)):
         torch.testing.assert_close(q1, q2)
     torch.testing.assert_close(model.actor(obs, deterministic=True), model.actor(padded, deterministic=True))
+
+
+@pytest.mark.parametrize("policy_cls", [DeepSetsTD3Policy, DeepSetsSACPolicy])
+def test_default_pooling_divides_the_gated_sum_by_n_max(policy_cls):
+    """z = sum_i b_i^2 Enc(s, g_i) / n_max (n_max of the observation space), computed here by a plain loop."""
+    from rlcert.agents.multi_reengage import MultiReenGAGESAC
+
+    algo = MultiReenGAGEDDPG if policy_cls is DeepSetsTD3Policy else MultiReenGAGESAC
+    model = algo(policy_cls, noisy_env(n_max=6), seed=0, policy_kwargs=SMALL)
+    summed = algo(policy_cls, noisy_env(n_max=6), seed=0, policy_kwargs={**SMALL, "pooling": "sum"})
+    for m in (model, summed):
+        m.policy.double()
+    summed.policy.load_state_dict(model.policy.state_dict())
+    obs = goal_set_batch(batch=3, n_max=6, seed=9)
+    enc = model.critic.encoder.net
+    gates = obs["desired_goal"][..., 0].clone()
+    gates[0, 0] = 0.5  # a fractional gate: the square matters
+    want = torch.zeros(3, SMALL["embed_dim"], dtype=torch.float64)
+    for b in range(3):
+        for i in range(6):
+            row = torch.cat([obs["observation"][b], obs["desired_goal"][b, i, 1:]])
+            want[b] += gates[b, i] ** 2 * enc(row)
+    torch.testing.assert_close(model.critic.embed(obs, gates), want / 6, atol=1e-12, rtol=1e-10)
+    torch.testing.assert_close(summed.critic.embed(obs, gates), want, atol=1e-12, rtol=1e-10)
+    with pytest.raises(ValueError, match="pooling"):
+        algo(policy_cls, noisy_env(), policy_kwargs={**SMALL, "pooling": "mean"})

@@ -55,7 +55,7 @@ def test_critic_gradient_matches_torch_func_reference():
             gq = vmap(grad(q_single, argnums=2), in_dims=(None, None, 0, qd, 0))(p, j, obs["desired_goal"], obs,
                                                                                   batch.actions)
             total = total + ((q - y.detach()) ** 2).mean()
-            total = total + alpha * (mask * ((gq - gy.detach()) ** 2).sum(1)).mean()
+            total = total + alpha * (mask * ((gq - gy.detach()) ** 2).mean(1)).mean()  # batch x goal-coordinate mean
         return total
 
     want = th.autograd.grad(loss_fn({k: v.requires_grad_(True) for k, v in params.items()}), list(params.values()))
