@@ -23,7 +23,7 @@ def sb3_pairs() -> tuple[np.ndarray, float]:
                           goal_selection_strategy="future")
     for ep in range(EPISODES):
         for t in range(T):
-            def o(step):
+            def o(step, ep=ep):
                 return {"observation": np.array([[step, ep]], np.float32),
                         "achieved_goal": np.array([[step, ep]], np.float32),
                         "desired_goal": np.array([[100.0, ep]], np.float32)}
@@ -46,7 +46,7 @@ def sb3_pairs() -> tuple[np.ndarray, float]:
 def fleet_pairs(strictly_future: bool = False) -> tuple[np.ndarray, float, EpisodeReplay]:
     rep = EpisodeReplay(2, 1000, T, 2, 2, 2, n_sampled_goal=4)
     for ep in range(EPISODES):
-        def o(step):
+        def o(step, ep=ep):
             x = th.tensor([[step, ep]] * 2, dtype=th.float32)
             return {"observation": x, "achieved_goal": x, "desired_goal": th.tensor([[100.0, ep]] * 2)}
         rep.start_episode(o(0))
