@@ -99,3 +99,16 @@ def test_exported_member_loads_and_predicts_like_the_fleet(tiny, tmp_path, algo,
     np.testing.assert_allclose(theirs, ours, atol=1e-6)
     other = fleet.agent.act({k: th.as_tensor(v)[None].expand(3, 7, 3) for k, v in obs.items()})[0].numpy()
     assert np.abs(other - theirs).max() > 1e-3  # a different member predicts differently
+
+
+def test_cli_seeds_runs_unsupported_configs_one_after_another(tiny, tmp_path, capsys):
+    config = tiny(tmp_path, algo="SAC", total=30, action_noise=None, learning_starts=10)
+    config["eval"] = {"freq": 15, "episodes": 2, "metric": "ever"}
+    cfg = tmp_path / "sac.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    assert main(["--config", str(cfg), "--seeds", "0,1", "--no-progress"]) == 0
+    assert "one after another" in capsys.readouterr().out
+    for s in (0, 1):
+        d = tmp_path / "runs" / "tiny" / f"seed{s}"
+        assert [int(r["timesteps"]) for r in rows(d / "eval.csv")] == [0, 15, 30]
+        assert (d / "model.zip").exists()
