@@ -54,8 +54,21 @@ def fleet_rate(cfg: dict, n: int, steps: int) -> tuple[float, int]:
     return rate, per_member
 
 
-def sb3_rate(cfg: dict, steps: int) -> float:
-    """Env-steps per second of one SB3 run (after learning_starts, training every step)."""
+def sb3_bytes(model) -> int:
+    """Bytes of an SB3 run's replay arrays, parameters and Adam moments (what a member replaces)."""
+    import numpy as np
+
+    total = 0
+    for value in vars(model.replay_buffer).values():
+        for arr in (value.values() if isinstance(value, dict) else [value]):
+            if isinstance(arr, np.ndarray) and arr.dtype != object:
+                total += arr.nbytes
+    params = sum(p.numel() * p.element_size() for p in model.policy.parameters())
+    return total + 2 * params  # + Adam's two moments (targets are part of policy.parameters())
+
+
+def sb3_rate(cfg: dict, steps: int) -> tuple[float, int]:
+    """(env-steps per second of one SB3 run after learning_starts, training every step; bytes per run)."""
     from rlcert.train import build_algo_kwargs, make_env, resolve_algo
 
     env = make_env(cfg["env"], cfg["env_kwargs"])
@@ -65,7 +78,7 @@ def sb3_rate(cfg: dict, steps: int) -> float:
     model.learn(start)
     t0 = time.perf_counter()
     model.learn(steps, reset_num_timesteps=False)
-    return steps / (time.perf_counter() - t0)
+    return steps / (time.perf_counter() - t0), sb3_bytes(model)
 
 
 def vmap_vs_bmm(n: int = 10, batch: int = 256, reps: int = 20) -> tuple[float, float]:
@@ -124,10 +137,12 @@ def main() -> None:
         for _ in range(args.repeats):
             rate, mem = fleet_rate(cfg, n, args.steps)
             best = max(best, rate)
-            sb3.append(sb3_rate(cfg, args.sb3_steps))
+            rate_sb3, sb3_mem = sb3_rate(cfg, args.sb3_steps)
+            sb3.append(rate_sb3)
         rows.append((n, best, mem))
     sb3_best = max(sb3)
-    print(f"SB3, one run: {sb3_best:.1f} env-steps/s (best of {len(sb3)}; S sequential runs: the same rate)")
+    print(f"SB3, one run: {sb3_best:.1f} env-steps/s (best of {len(sb3)}; S sequential runs: the same rate); "
+          f"memory per run {sb3_mem / 2**20:.1f} MiB (replay arrays at buffer_size 1e6, parameters, Adam)")
     print("| S | fleet member-steps/s | S sequential SB3 runs, steps/s | speed-up | memory per member (MiB) |")
     print("|---|---|---|---|---|")
     for n, rate, mem in rows:
