@@ -57,13 +57,13 @@ def test_unsupported_configs_fall_back(tiny, tmp_path):
 
 
 def test_interrupt_then_resume_equals_uninterrupted(tiny, tmp_path, monkeypatch, capsys):
-    straight_cfg = tiny(tmp_path / "a")
+    straight_cfg = tiny(tmp_path / "a", total=40)
     straight = train_fleet(straight_cfg, [0, 1], progress=False)
-    cfg = tiny(tmp_path / "b")
+    cfg = tiny(tmp_path / "b", total=40)
     real_step = Fleet.step
 
     def interrupting_step(self):
-        if self.num_timesteps == 50:
+        if self.num_timesteps == 30:
             raise KeyboardInterrupt
         real_step(self)
 
@@ -72,7 +72,7 @@ def test_interrupt_then_resume_equals_uninterrupted(tiny, tmp_path, monkeypatch,
         train_fleet(cfg, [0, 1], progress=False)
     assert stop.value.code == 130
     out = capsys.readouterr().out.strip().splitlines()
-    assert out[-1].startswith("interrupted at step 50")
+    assert out[-1].startswith("interrupted at step 30")
     monkeypatch.setattr(Fleet, "step", real_step)
     resumed = train_fleet(cfg, [0, 1], resume=True, progress=False)
     for a, b in zip(straight, resumed, strict=True):
