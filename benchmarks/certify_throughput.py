@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from rlcert.certify import BaseClassifier, GaussianCertifier, LaplaceCertifier
-from rlcert.certify.models import digits_cnn
+from rlcert.certify.models.digits import digits_cnn
 
 
 def cifar_cnn() -> nn.Module:

@@ -16,12 +16,12 @@ import time
 import torch
 from torch import nn
 
-from rlcert.certify.classifier import BaseClassifier
-from rlcert.certify.dpa import DPA, PartitionEnsemble
-from rlcert.certify.dssn import DSSN
-from rlcert.certify.lambda_design import PUBLISHED_WEIGHTS, LambdaDesign
-from rlcert.certify.patch import BlockSmoothing, ColumnSmoothing
-from rlcert.certify.variable_lambda import DeterministicL0, VariableLambda
+from rlcert.certify.core.classifier import BaseClassifier
+from rlcert.certify.deterministic.dssn import DSSN
+from rlcert.certify.deterministic.lambda_design import PUBLISHED_WEIGHTS, LambdaDesign
+from rlcert.certify.deterministic.patch import BlockSmoothing, ColumnSmoothing
+from rlcert.certify.deterministic.variable_lambda import DeterministicL0, VariableLambda
+from rlcert.certify.poisoning.dpa import DPA, PartitionEnsemble
 
 
 class CountingModel(nn.Module):

@@ -9,8 +9,9 @@ COMMANDS = {
     "demo": ("rlcert.demo", "run the demo (envs, agents, certification) and write runs/demo/"),
     "train": ("rlcert.train", "train an agent from a YAML config"),
     "plot-curves": ("rlcert.plots", "plot learning curves (mean +- std over seeds)"),
-    "certify": ("rlcert.certify.cli", "certify a classifier on a data set, writing a TSV"),
-    "plot-certified": ("rlcert.certify.plot", "plot certified accuracy vs radius from TSV files"),
+    "certify": ("rlcert.certify.cli.certify", "certify a classifier on a data set, writing a TSV"),
+    "plot-certified": ("rlcert.certify.cli.plot", "plot certified accuracy vs radius from TSV files"),
+    "certify-policy": ("rlcert.certify.policy.cli", "certify an agent's actions and return under observation noise"),
 }
 
 

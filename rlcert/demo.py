@@ -9,16 +9,24 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 import time
 from pathlib import Path
+
+# Demo sections live in the top-level ``demos/`` folder next to the ``rlcert`` package: make it importable also
+# when ``rlcert demo`` runs through the console script (whose sys.path holds neither the cwd nor the repo root).
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if (REPO_ROOT / "demos" / "__init__.py").is_file() and str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
 
 # (title, "module:function"); each function is run(out_dir: Path, quick: bool) -> list[str] (markdown lines).
 SECTIONS = [
     ("Environments", "rlcert.envs.demo:run"),
     ("Agents", "rlcert.agents.demo:run"),
     ("Multi-ReenGAGE", "rlcert.agents.multi_demo:run"),
-    ("Certification", "rlcert.certify.demo:run"),
-    ("Deterministic certificates", "rlcert.certify.deterministic_demo:run"),
+    ("Certification", "demos.certify:run"),
+    ("Deterministic certificates", "demos.certify_deterministic:run"),
+    ("Certifying agents", "demos.certify_policy:run"),
 ]
 
 

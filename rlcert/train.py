@@ -9,8 +9,9 @@ Config keys: name, algo (key of ``rlcert.agents.ALGOS`` or "module:Class"), poli
 "HandReach-v3" uses ``rlcert.envs.make_hand_reach``), env_kwargs, n_envs, seed, total_timesteps, algo_kwargs
 (constructor kwargs; special: replay_buffer_class, action_noise {type: normal|ornstein_uhlenbeck, sigma},
 policy_kwargs with "module:Class" strings for *_class / activation_fn), eval {freq, episodes, metric:
-ever|final|return}, log_dir. ``buffer_size`` larger than total_timesteps is capped to it (same behaviour, as
-the buffer never wraps; keeps checkpoints small).
+ever|final|return}, log_dir, observation_noise {method, sigma, perturb} (smoothed training: the certification
+noise on the training observations, see ``rlcert.certify.policy.wrappers``). ``buffer_size`` larger than
+total_timesteps is capped to it (same behaviour, as the buffer never wraps; keeps checkpoints small).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import yaml
 
 DEFAULT_EVAL = {"freq": 2000, "episodes": 50, "metric": "ever"}
 KNOWN_KEYS = {"name", "algo", "policy", "env", "env_kwargs", "n_envs", "seed", "total_timesteps", "algo_kwargs",
-              "eval", "log_dir", "checkpoint", "torch_threads", "notes"}
+              "eval", "log_dir", "checkpoint", "torch_threads", "notes", "observation_noise"}
 
 
 def import_object(spec: str) -> Any:
@@ -90,6 +91,10 @@ def load_config(path: str | Path, overrides: list[str] = (), seed: int | None = 
     resolve_algo(config["algo"])  # fail early on an unknown algorithm name
     if not isinstance(config["n_envs"], int) or config["n_envs"] <= 0:
         raise ValueError(f"n_envs must be a positive integer, got {config['n_envs']!r}")
+    if config.get("observation_noise") is not None:  # smoothed training (rlcert.certify.policy)
+        from rlcert.certify.policy.wrappers import check_noise_config
+
+        config["observation_noise"] = check_noise_config(config["observation_noise"])
     return config
 
 
@@ -115,6 +120,17 @@ def make_env(env_id: str, env_kwargs: dict, seed: int | None = None) -> gym.Env:
         env = gym.make(env_id, **env_kwargs)
     if seed is not None:
         env.reset(seed=seed)
+    return env
+
+
+def make_train_env(config: dict) -> gym.Env:
+    """A training environment: ``make_env``, wrapped with the certification noise when the config has
+    ``observation_noise: {method, sigma, perturb}`` (``rlcert.certify.policy.wrappers.ObservationNoiseWrapper``)."""
+    env = make_env(config["env"], config["env_kwargs"])
+    if config.get("observation_noise") is not None:
+        from rlcert.certify.policy.wrappers import ObservationNoiseWrapper
+
+        env = ObservationNoiseWrapper(env, **config["observation_noise"])
     return env
 
 
@@ -209,8 +225,7 @@ def train(config: dict, resume: bool = False, progress: bool = True, verbose: in
     run_dir = run_dir_of(config)
     ckpt = run_dir / "checkpoints" / "latest_model.zip"
     seed = int(config["seed"])
-    vec_env = make_vec_env(lambda: make_env(config["env"], config["env_kwargs"]), n_envs=config["n_envs"],
-                           seed=seed)
+    vec_env = make_vec_env(lambda: make_train_env(config), n_envs=config["n_envs"], seed=seed)
     eval_env = make_env(config["env"], config["env_kwargs"])
     if resume and ckpt.exists():
         model = algo_cls.load(ckpt, env=vec_env, tensorboard_log=str(run_dir / "tb"))

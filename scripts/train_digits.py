@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rlcert.certify.data import load_digits_split
-from rlcert.certify.models import train_digits_cnn
+from rlcert.certify.cli.data import load_digits_split
+from rlcert.certify.models.digits import train_digits_cnn
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,5 @@
 """``python -m rlcert.certify``: same as ``rlcert certify``."""
 
-from rlcert.certify.cli import main
+from rlcert.certify.cli.certify import main
 
 raise SystemExit(main())

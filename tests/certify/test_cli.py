@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from rlcert.certify.cli import main
-from rlcert.certify.models import digits_cnn
-from rlcert.certify.tsv import HEADER, load_tsv
+from rlcert.certify.cli.certify import main
+from rlcert.certify.cli.tsv import HEADER, load_tsv
+from rlcert.certify.models.digits import digits_cnn
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit
 
@@ -86,7 +86,7 @@ def test_skip_max_methods_and_plot(setup, capsys):
     png = tmp / "curve.png"
     assert main(args(model, data, tmp / "g.tsv", "--plot", str(png))) == 0
     assert png.stat().st_size > 1000
-    from rlcert.certify.plot import main as plot_main
+    from rlcert.certify.cli.plot import main as plot_main
     assert plot_main([str(tmp / "g.tsv"), str(tmp / "laplace.tsv"), "--out", str(tmp / "two.png")]) == 0
     assert (tmp / "two.png").exists()
 
@@ -153,7 +153,7 @@ def test_python_m_entry_point(setup):
 def test_plugin_certifier_flags_are_honoured(setup):
     """A deterministic certifier registered elsewhere gets its own flags (even re-declaring --sigma)."""
     from rlcert.certify import Certificate, Certifier, register
-    from rlcert.certify.registry import METHODS
+    from rlcert.certify.core.registry import METHODS
 
     @register
     class Constant(Certifier):

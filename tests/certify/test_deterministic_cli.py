@@ -11,17 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-from rlcert.certify import ablation_models
-from rlcert.certify.ablation_models import train_partitions
-from rlcert.certify.classifier import BaseClassifier
-from rlcert.certify.cli import main
-from rlcert.certify.data import DIGITS_TEST_SIZE, load_digits_split
-from rlcert.certify.dpa import DPA, SSDPA, PartitionEnsemble
-from rlcert.certify.dssn import DSSN
-from rlcert.certify.lambda_design import milp_design, power_ecm
-from rlcert.certify.patch import BlockSmoothing, ColumnSmoothing
-from rlcert.certify.tsv import HEADER, load_tsv
-from rlcert.certify.variable_lambda import DeterministicL0, VariableLambda
+from rlcert.certify import models as digit_models
+from rlcert.certify.cli.certify import main
+from rlcert.certify.cli.data import DIGITS_TEST_SIZE, load_digits_split
+from rlcert.certify.cli.tsv import HEADER, load_tsv
+from rlcert.certify.core.classifier import BaseClassifier
+from rlcert.certify.deterministic.dssn import DSSN
+from rlcert.certify.deterministic.lambda_design import milp_design, power_ecm
+from rlcert.certify.deterministic.patch import BlockSmoothing, ColumnSmoothing
+from rlcert.certify.deterministic.variable_lambda import DeterministicL0, VariableLambda
+from rlcert.certify.poisoning.dpa import DPA, SSDPA, PartitionEnsemble, train_partitions
 
 N_INPUTS = 6
 
@@ -87,10 +86,10 @@ def _check_round_trip(argv, out, certifier, classifier, capsys):
 def test_cli_round_trip(tmp_path, capsys, method):
     flags, factory, make = CASES[method]
     torch.manual_seed(0)
-    model = getattr(ablation_models, factory)().eval()
+    model = getattr(digit_models, factory)().eval()
     weights = tmp_path / "w.pt"
     torch.save(model.state_dict(), weights)
-    argv = ["--model", f"rlcert.certify.ablation_models:{factory}", "--weights", str(weights),
+    argv = ["--model", f"rlcert.certify.models:{factory}", "--weights", str(weights),
             "--method", method, *flags]
     _check_round_trip(argv, tmp_path / f"{method}.tsv", make(), BaseClassifier(model, 10), capsys)
 
@@ -116,15 +115,15 @@ def test_cli_needs_a_classifier_and_feeds_base_input(tmp_path, capsys):
     assert main(["--method", "column", "--band-width", "2", "--out", str(out)]) == 2
     assert "--model is required for --method column" in capsys.readouterr().err
     # a 1-channel model under column smoothing: the probe uses the (x, 1-x) encoding and names it
-    assert main(["--model", "rlcert.certify.ablation_models:digits_dssn_cnn", "--method", "column",
+    assert main(["--model", "rlcert.certify.models:digits_dssn_cnn", "--method", "column",
                  "--band-width", "2", "--out", str(out)]) == 2
     assert "fed as (2, 8, 8) by --method column" in capsys.readouterr().err
     # a 2-channel model under DSSN (which feeds raw images) fails the same way
-    assert main(["--model", "rlcert.certify.ablation_models:digits_null_cnn", "--method", "dssn", "--lambda", "1",
+    assert main(["--model", "rlcert.certify.models:digits_null_cnn", "--method", "dssn", "--lambda", "1",
                  "--q", "16", "--out", str(out)]) == 2
     assert "fed as (1, 8, 8) by --method dssn" in capsys.readouterr().err
     # off-grid data for a quantised method is reported against --data
-    assert main(["--model", "rlcert.certify.ablation_models:digits_bounds_cnn", "--method", "variable-lambda",
+    assert main(["--model", "rlcert.certify.models:digits_bounds_cnn", "--method", "variable-lambda",
                  "--design", "milp", "--q", "7", "--budget", "10", "--out", str(out)]) == 2
     assert "do not suit --method variable-lambda" in capsys.readouterr().err
     assert not out.exists()

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from rlcert.certify.deterministic_demo import run
+from demos.certify_deterministic import run
 
 
 @pytest.mark.slow

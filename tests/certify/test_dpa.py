@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from rlcert.certify.dpa import (
+from rlcert.certify.poisoning.dpa import (
     DPA,
     SSDPA,
     PartitionEnsemble,
@@ -160,7 +160,7 @@ def test_certifier_on_ensemble():
 
 
 def test_partition_model_roundtrip_and_incomplete_folder(tmp_path):
-    from rlcert.certify.ablation_models import PartitionMLP, PartitionModel
+    from rlcert.certify.models.partition import PartitionMLP, PartitionModel
 
     torch.manual_seed(0)
     k = 3

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from rlcert.certify.classifier import BaseClassifier
-from rlcert.certify.dssn import DSSN, dssn_midpoints_x4q, dssn_midpoints_x4q_large, num_splits
+from rlcert.certify.core.classifier import BaseClassifier
+from rlcert.certify.deterministic.dssn import DSSN, dssn_midpoints_x4q, dssn_midpoints_x4q_large, num_splits
 
 
 def test_fig_3_1b_fixture():

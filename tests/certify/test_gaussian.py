@@ -6,8 +6,8 @@ import torch
 from scipy.stats import binom, norm
 
 from rlcert.certify import ABSTAIN, BaseClassifier, GaussianCertifier
-from rlcert.certify.gaussian import gaussian_radius, gaussian_radius_two_bound
-from rlcert.certify.stats import cp_lower
+from rlcert.certify.core.stats import cp_lower
+from rlcert.certify.randomized.gaussian import gaussian_radius, gaussian_radius_two_bound
 from tests.certify.helpers import linear_classifier
 
 W, B, X = torch.tensor([3.0, 4.0]), -1.0, torch.tensor([[1.0, 1.0]])  # margin 6, distance 1.2 (spec §7 G1)
@@ -159,7 +159,7 @@ def test_bad_inputs():
 
 
 def test_two_bound_refused_for_a_noise_without_that_certificate():
-    from rlcert.certify.smoothing import SmoothingCertifier
+    from rlcert.certify.core.smoothing import SmoothingCertifier
 
     class OneBoundOnly(SmoothingCertifier):
         name, norm = "one-bound-only", "l2"

@@ -7,9 +7,9 @@ from scipy.stats import kstest
 from scipy.stats import laplace as laplace_dist
 
 from rlcert.certify import BaseClassifier, LaplaceCertifier, SSNCertifier, UniformCertifier
-from rlcert.certify.laplace import laplace_radius, laplace_radius_two_bound, lecuyer_radius
-from rlcert.certify.ssn import ssn_transform
-from rlcert.certify.uniform import lipschitz_l1_radius
+from rlcert.certify.randomized.laplace import laplace_radius, laplace_radius_two_bound, lecuyer_radius
+from rlcert.certify.randomized.ssn import ssn_transform
+from rlcert.certify.randomized.uniform import lipschitz_l1_radius
 from tests.certify.helpers import threshold_classifier
 
 

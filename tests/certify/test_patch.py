@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from rlcert.certify.classifier import BaseClassifier
-from rlcert.certify.patch import BlockSmoothing, ColumnSmoothing, affected_on_axis, axis_masks, encode_null
+from rlcert.certify.core.classifier import BaseClassifier
+from rlcert.certify.deterministic.patch import (
+    BlockSmoothing,
+    ColumnSmoothing,
+    affected_on_axis,
+    axis_masks,
+    encode_null,
+)
 
 
 def test_encoding_and_wraparound():
@@ -165,8 +171,8 @@ def test_degenerate_models_and_cli():
 def test_digits_cli_factories_take_what_the_certifier_feeds():
     """The CLI probes models with ``certifier.base_input(x)``: the 2-channel factories take the (x, 1-x) encoding
     (and [upper, lower] bounds), and a raw 1-channel image is a shape error, not silently re-encoded."""
-    from rlcert.certify.ablation_models import digits_bounds_cnn, digits_null_cnn
-    from rlcert.certify.variable_lambda import DeterministicL0
+    from rlcert.certify.deterministic.variable_lambda import DeterministicL0
+    from rlcert.certify.models import digits_bounds_cnn, digits_null_cnn
 
     x = torch.rand(3, 1, 8, 8)
     m = digits_null_cnn()

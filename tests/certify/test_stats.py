@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.stats import binom, binomtest
 
-from rlcert.certify.stats import binom_pvalue_one_sided, binom_pvalue_two_sided, cp_lower, cp_upper
+from rlcert.certify.core.stats import binom_pvalue_one_sided, binom_pvalue_two_sided, cp_lower, cp_upper
 
 # spec certifiers_papers.md §1.2 regression table (one-sided, scipy beta quantile)
 CP_TABLE = [

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from rlcert.certify.classifier import BaseClassifier
-from rlcert.certify.lambda_design import (
+from rlcert.certify.core.classifier import BaseClassifier
+from rlcert.certify.deterministic.lambda_design import (
     PUBLISHED_WEIGHTS,
     LambdaDesign,
     floor_design,
@@ -16,7 +16,7 @@ from rlcert.certify.lambda_design import (
     power_ecm,
     real_valued_distribution,
 )
-from rlcert.certify.variable_lambda import DeterministicL0, VariableLambda, bounds_x2q
+from rlcert.certify.deterministic.variable_lambda import DeterministicL0, VariableLambda, bounds_x2q
 
 FIG_4_3B = LambdaDesign(5, 10, {2: 1, 3: 2})  # Lambda = 2/5 once, Lambda = 3/5 twice, 2 inf outcomes
 
@@ -143,7 +143,7 @@ def test_brute_force_soundness(setting):
 
 
 def vote_kbar(counts):
-    from rlcert.certify.votes import vote_certificate
+    from rlcert.certify.core.votes import vote_certificate
     return vote_certificate(counts)[1]
 
 

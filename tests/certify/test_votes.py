@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from rlcert.certify.votes import (
+from rlcert.certify.core.votes import (
     is_certified,
     median_certified_robustness,
     vote_certificate,

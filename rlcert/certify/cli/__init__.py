@@ -1,0 +1,1 @@
+"""Command line: ``rlcert certify`` (certify.py), ``rlcert plot-certified`` (plot.py), data loaders, TSV."""

@@ -1,0 +1,250 @@
+"""``rlcert certify`` / ``python -m rlcert.certify``: certify a classifier on a data set, one TSV row per input.
+
+Example (the demo model; see README):
+
+    python -m rlcert.certify --model rlcert.certify.models:digits_cnn --weights runs/demo/certify/digits_cnn.pt \\
+        --data digits --method gaussian --sigma 0.25 --n 10000 --out runs/certify/gaussian.tsv --plot curve.png
+
+Model: a TorchScript file (``model.pt``), a ``torch.export`` archive (``model.pt2``), or
+``package.module:factory`` (called with no arguments) plus ``--weights state_dict.pt``; it must map
+what the method feeds it (``Certifier.base_input``: the raw x (B, C, H, W) in [0, 1] for noise methods and DSSN,
+(x, 1 - x) NULL channels for column/block, [upper, lower] bounds for variable-lambda/deterministic-l0) to logits
+(B, K). Methods that bring their own base classifier (dpa/ssdpa: ``--partitions-dir``) take no ``--model``.
+Data: ``digits`` (scikit-learn digits, held-out test split) or an ``.npz`` with ``x`` (N, C, H, W) in [0, 1] and
+``y`` (N,). Rerunning with the same ``--out`` resumes: indices already
+in the file are skipped (the run settings, kept next to it in ``<out>.json``, must match). ``--sigma`` is the
+noise standard deviation for every smoothing method (Laplace scale = sigma / sqrt 2, uniform/SSN half-width =
+sqrt(3) sigma); methods add their own flags (``--method NAME --help`` lists them). ``--alpha`` is the one-sided
+failure probability of each certificate (Cohen et al.'s convention).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import rlcert.certify  # noqa: F401  (registers every method)
+from rlcert.certify.cli.data import load_data
+from rlcert.certify.cli.tsv import HEADER, format_row, read_done
+from rlcert.certify.core.certifier import Certifier
+from rlcert.certify.core.checks import check_count
+from rlcert.certify.core.classifier import BaseClassifier
+from rlcert.certify.core.registry import METHODS, get
+from rlcert.certify.core.smoothing import SmoothingCertifier
+
+RESUME_KEYS = ("method", "sigma", "n0", "n", "alpha", "seed", "model", "weights", "data")
+
+
+def build_parser(method: str | None = None) -> argparse.ArgumentParser:
+    """The CLI parser with the shared flags, plus ``method``'s own flags when given."""
+    p = argparse.ArgumentParser(prog="rlcert certify", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter, conflict_handler="resolve")
+    p.add_argument("--model", default=None,
+                   help="TorchScript file, or package.module:factory (with --weights); not needed by methods that "
+                        "bring their own base classifier (dpa, ssdpa: --partitions-dir)")
+    p.add_argument("--weights", default=None, help="state dict (.pt) for a module:factory model")
+    p.add_argument("--num-classes", type=int, default=None, help="number of classes (default: from the logits)")
+    p.add_argument("--data", default="digits", help="'digits' (default) or a .npz file with x, y")
+    p.add_argument("--method", default="gaussian", help=f"certifier, one of {sorted(METHODS)} (default gaussian)")
+    p.add_argument("--sigma", type=float, default=None, help="noise standard deviation (smoothing methods)")
+    p.add_argument("--n0", type=int, default=100, help="selection samples per input (default 100)")
+    p.add_argument("--n", type=int, default=100_000, help="estimation samples per input (default 100000)")
+    p.add_argument("--alpha", type=float, default=0.001, help="failure probability, one-sided (default 0.001)")
+    p.add_argument("--batch", type=int, default=1000, help="noisy samples per forward pass (default 1000)")
+    p.add_argument("--inputs-per-call", type=int, default=None,
+                   help="inputs certified together (default: enough to fill a batch of selection samples)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default auto")
+    p.add_argument("--skip", type=int, default=1, help="certify every skip-th input (default 1)")
+    p.add_argument("--max", type=int, default=-1, help="certify at most this many inputs (-1: all)")
+    p.add_argument("--seed", type=int, default=0, help="seed; input idx uses a seed derived from (seed, idx)")
+    p.add_argument("--out", required=True, type=Path, help="output TSV (resumed if it exists)")
+    p.add_argument("--plot", default=None, type=Path, help="also write certified accuracy vs radius to this PNG")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    if method is not None:
+        group = p.add_argument_group(f"--method {method}")
+        get(method).add_arguments(group)
+    return p
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda requested but CUDA is not available")
+    return torch.device(name)
+
+
+def load_model(spec: str, weights: str | None, device: torch.device) -> torch.nn.Module:
+    """TorchScript file, or ``module:factory`` with an optional state dict."""
+    path = Path(spec)
+    if path.is_file() and path.suffix == ".pt2":  # torch.export archive
+        model = torch.export.load(str(path)).module()
+        return model.to(device)
+    if path.is_file():
+        try:
+            model = torch.jit.load(str(path), map_location=device)
+        except Exception as e:  # noqa: BLE001 - report as a bad --model
+            raise ValueError(f"--model {spec}: not a TorchScript file ({e.__class__.__name__}: {e})") from None
+    elif ":" in spec:
+        mod, _, fn = spec.partition(":")
+        try:
+            factory = getattr(importlib.import_module(mod), fn)
+        except (ImportError, AttributeError) as e:
+            raise ValueError(f"--model {spec}: cannot import factory ({e})") from None
+        model = factory()
+        if weights is not None:
+            if not Path(weights).is_file():
+                raise ValueError(f"--weights file not found: {weights}")
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+            try:
+                model.load_state_dict(state)
+            except RuntimeError as e:
+                raise ValueError(f"--weights {weights} do not fit --model {spec}: {e}") from None
+        else:
+            print("warning: --model factory without --weights: using untrained weights", file=sys.stderr)
+    else:
+        raise ValueError(f"--model must be an existing TorchScript file or package.module:factory, got {spec!r}")
+    return model.to(device).eval()
+
+
+def build_classifier(certifier: Certifier, args: argparse.Namespace, x_all: Any, y_all: Any,
+                     device: torch.device) -> Any:
+    """The base classifier: the certifier's own (``base_classifier()``, e.g. DPA's ensemble) or ``--model``.
+
+    A ``--model`` is probed on ``certifier.base_input(x)`` -- what the certifier will feed it (e.g. the (x, 1 - x)
+    NULL encoding of column smoothing) -- and must return logits (B, K) with K covering the labels."""
+    own = certifier.base_classifier()
+    if own is not None:
+        if args.model is not None:
+            raise ValueError(f"--method {args.method} brings its own base classifier; drop --model {args.model}")
+        k = int(own.num_classes)
+        if args.num_classes is not None and args.num_classes != k:
+            raise ValueError(f"--num-classes {args.num_classes} does not match the method's {k} classes")
+        if y_all.size and int(y_all.max()) >= k:
+            raise ValueError(f"--data has labels up to {int(y_all.max())} but the classifier has {k} classes")
+        return own
+    if args.model is None:
+        raise ValueError(f"--model is required for --method {args.method} (a TorchScript file or module:factory)")
+    model = load_model(args.model, args.weights, device)
+    with torch.no_grad():
+        try:
+            example = certifier.base_input(torch.as_tensor(x_all[:1], device=device))
+        except ValueError as e:  # e.g. inputs off the quantisation grid, or too small for the band size
+            raise ValueError(f"--data inputs of shape {tuple(x_all.shape[1:])} do not suit --method "
+                             f"{args.method}: {e}") from None
+        try:
+            probe = model(example)
+        except Exception as e:  # noqa: BLE001 - wrong input shape for this model
+            raise ValueError(f"--model failed on --data inputs of shape {tuple(x_all.shape[1:])} (fed as "
+                             f"{tuple(example.shape[1:])} by --method {args.method}): {e}") from None
+    if probe.ndim != 2:
+        raise ValueError(f"--model must return logits (B, K), got shape {tuple(probe.shape)}")
+    k = args.num_classes or int(probe.shape[1])
+    if int(probe.shape[1]) != k:
+        raise ValueError(f"--num-classes {k} does not match the model's {probe.shape[1]} logits")
+    if y_all.size and int(y_all.max()) >= k:
+        raise ValueError(f"--data has labels up to {int(y_all.max())} but the model has {k} classes")
+    return BaseClassifier(model, k, device=device)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Certify according to parsed ``args``; returns a summary. Raises ValueError on bad input before writing."""
+    check_count(args.skip, "--skip", 1)
+    check_count(args.max, "--max", -1)
+    check_count(args.batch, "--batch", 1)
+    if args.threads is not None:
+        check_count(args.threads, "--threads", 1)
+        torch.set_num_threads(args.threads)
+    cls = get(args.method)
+    certifier = cls.from_arguments(args)  # validates sigma, n0, n, alpha, ...
+    device = resolve_device(args.device)
+    x_all, y_all = load_data(args.data)
+    classifier = build_classifier(certifier, args, x_all, y_all, device)
+
+    indices = list(range(0, len(x_all), args.skip))
+    if args.max >= 0:
+        indices = indices[: args.max]
+    meta = {key: (str(getattr(args, key)) if getattr(args, key) is not None else None) for key in RESUME_KEYS}
+    meta["method_args"] = {a: str(v) for a, v in sorted(vars(args).items())
+                           if a not in vars(build_parser().parse_args(["--out", "o"]))}
+    meta_path = args.out.with_name(args.out.name + ".json")
+    done: set[int] = set()
+    if args.out.exists():
+        done = read_done(args.out)
+        if meta_path.exists():
+            old = json.loads(meta_path.read_text())
+            diff = {key: (old.get(key), meta[key]) for key in meta if old.get(key) != meta[key]}
+            if diff:
+                raise ValueError(f"--out {args.out} was written with other settings {diff}; use another --out")
+    todo = [i for i in indices if i not in done]
+    group = args.inputs_per_call
+    if group is None:
+        n0, n = getattr(certifier, "n0", 1), getattr(certifier, "n", 1)
+        group = max(1, min(math.ceil(args.batch / n0), (10 * args.batch) // (n0 + n), 256))
+    check_count(group, "--inputs-per-call", 1)
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    meta_path.write_text(json.dumps(meta, indent=1) + "\n")
+    fresh = not args.out.exists() or args.out.stat().st_size == 0
+    from tqdm.auto import tqdm
+
+    t_start = time.perf_counter()
+    with open(args.out, "a") as f, tqdm(total=len(todo), disable=args.no_progress, unit="input",
+                                        desc=f"certify {args.method}") as bar:
+        if fresh:
+            print(HEADER, file=f, flush=True)
+        for g in range(0, len(todo), group):
+            idx = todo[g: g + group]
+            xb = torch.as_tensor(x_all[idx], device=device)
+            t0 = time.perf_counter()
+            if isinstance(certifier, SmoothingCertifier):
+                certs = certifier.certify(classifier, xb, seeds=idx)
+            else:
+                certs = certifier.certify(classifier, xb)
+            per_input = (time.perf_counter() - t0) / len(idx)
+            for i, c in zip(idx, certs):
+                print(format_row(i, int(y_all[i]), c.prediction, c.radius, per_input, c.p_lower, c.norm),
+                      file=f, flush=True)
+            bar.update(len(idx))
+    summary = {"certified": len(todo), "skipped_done": len(indices) - len(todo), "out": str(args.out),
+               "seconds": time.perf_counter() - t_start}
+    if args.plot is not None:
+        from rlcert.certify.cli.plot import plot_certified
+
+        for line in plot_certified([args.out], args.plot, labels=[f"{args.method}"]):
+            print(line)
+        summary["plot"] = str(args.plot)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--method", default="gaussian")
+    known, _ = pre.parse_known_args(argv)
+    if known.method not in METHODS:
+        print(f"rlcert certify: error: --method must be one of {sorted(METHODS)}, got {known.method!r}",
+              file=sys.stderr)
+        return 2
+    args = build_parser(known.method).parse_args(argv)
+    try:
+        summary = run(args)
+    except ValueError as e:
+        print(f"rlcert certify: error: {e}", file=sys.stderr)
+        return 2
+    print(f"certified {summary['certified']} inputs ({summary['skipped_done']} already done) "
+          f"in {summary['seconds']:.1f} s -> {summary['out']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

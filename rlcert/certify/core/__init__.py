@@ -1,0 +1,1 @@
+"""Core of certification: statistics, sampling, vote certificates, the classifier adaptor, the Certifier base."""

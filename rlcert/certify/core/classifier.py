@@ -1,0 +1,61 @@
+"""Base-classifier adaptor: anything that maps a batch of inputs to class labels."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+
+class BaseClassifier:
+    """Wrap an ``nn.Module`` returning logits (B, K), or a callable returning labels (B,), as f: x -> labels.
+
+    ``predict(x)`` takes x of shape (B, *input_shape) and returns int64 labels of shape (B,) on x's device. It runs
+    the model in **eval mode** under ``torch.inference_mode()`` (batch-norm uses its running statistics, dropout is
+    off: the base classifier is a fixed function, as every certificate assumes) and afterwards restores the
+    train/eval mode of every submodule as the caller left it. ``num_classes`` is K; ``device`` is where inputs
+    should live (default: the device of the model's first parameter, else CPU).
+    """
+
+    def __init__(self, model: nn.Module | Callable[[torch.Tensor], torch.Tensor], num_classes: int,
+                 returns: str = "logits", device: str | torch.device | None = None) -> None:
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+        if returns not in ("logits", "labels"):
+            raise ValueError(f"returns must be 'logits' or 'labels', got {returns!r}")
+        self.model = model
+        self.num_classes = num_classes
+        self.returns = returns
+        if device is None and isinstance(model, nn.Module):
+            p = next(iter(model.parameters()), None)
+            device = p.device if p is not None else "cpu"
+        self.device = torch.device(device if device is not None else "cpu")
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        model = self.model
+        if not isinstance(model, nn.Module):
+            return model(x)
+        modules = list(model.modules())
+        modes = [m.training for m in modules]
+        if not any(modes):
+            return model(x)
+        model.eval()
+        try:
+            return model(x)
+        finally:
+            for m, mode in zip(modules, modes):
+                m.training = mode
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Labels (B,) int64 of the base classifier on x (B, *input_shape); see the class docstring."""
+        with torch.inference_mode():
+            out = self._forward(x)
+            if self.returns == "logits":
+                if out.ndim != 2 or out.shape[1] != self.num_classes:
+                    raise ValueError(f"model must return logits of shape (B, {self.num_classes}), "
+                                     f"got {tuple(out.shape)}")
+                return out.argmax(dim=1)
+            if out.shape != (x.shape[0],):
+                raise ValueError(f"label callable must return shape ({x.shape[0]},), got {tuple(out.shape)}")
+            return out.long()

@@ -1,0 +1,17 @@
+"""Model zoo for the certification demos and tests (no downloads).
+
+``digits``: small CNNs for scikit-learn's 8x8 digits and their noise-augmented training; the CLI factories
+``digits_cnn`` (randomized methods), ``digits_dssn_cnn``, ``digits_null_cnn``, ``digits_bounds_cnn`` (deterministic
+methods) are re-exported here, so ``--model rlcert.certify.models:digits_cnn`` works.
+``partition``: DPA/SS-DPA partition models saved one file per partition.
+"""
+
+from rlcert.certify.models.digits import (
+    digits_bounds_cnn,
+    digits_cnn,
+    digits_dssn_cnn,
+    digits_null_cnn,
+    train_digits_cnn,
+)
+
+__all__ = ["digits_bounds_cnn", "digits_cnn", "digits_dssn_cnn", "digits_null_cnn", "train_digits_cnn"]

@@ -1,0 +1,1 @@
+"""Certificates against training-set poisoning: DPA and SS-DPA."""

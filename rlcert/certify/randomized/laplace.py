@@ -1,0 +1,103 @@
+"""Laplace smoothing, tight l1 certificate (Teng, Lee, Yuan 2020; seed 002).
+
+Noise: eps_i i.i.d. Laplace(0, lambd) with density exp(-|e|/lambd) / (2 lambd). ``lambd`` is the **scale**, not
+the standard deviation: std = sqrt(2) * lambd. Built from ``sigma`` (std, for comparisons with Gaussian noise at
+equal variance) as lambd = sigma / sqrt(2).
+
+Certificates (threat model ||delta||_1 <= R):
+* ``bound="tight"`` (default, Theorem 2; valid for any number of classes via Theorem 1 with p_B := 1 - p_lower):
+  R = -lambd * log(2 (1 - p_lower)). Tight for two classes (Theorem 3: a half-space classifier attains it).
+* ``bound="lecuyer"`` (differential-privacy baseline): R = lambd/2 * log(p_lower / (1 - p_lower)).
+* ``two_bound``: Theorem 1, R = max(lambd/2 log(p_lower/p_upper), -lambd log(1 - p_lower + p_upper)).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import numpy as np
+import torch
+
+from rlcert.certify.core.registry import register
+from rlcert.certify.core.smoothing import SmoothingCertifier, check_positive
+
+LAPLACE_BOUNDS = ("tight", "lecuyer")
+
+
+def laplace_radius(p_lower, lambd: float):
+    """-lambd * log(2 (1 - p_lower)): tight l1 radius for p_lower >= 1/2 (Theorem 2)."""
+    return -lambd * np.log(2.0 * (1.0 - np.asarray(p_lower, dtype=np.float64)))
+
+
+def lecuyer_radius(p_lower, lambd: float):
+    """lambd/2 * log(p_lower / (1 - p_lower)): Lecuyer et al.'s DP bound (binary form)."""
+    p = np.asarray(p_lower, dtype=np.float64)
+    return 0.5 * lambd * np.log(p / (1.0 - p))
+
+
+def laplace_radius_two_bound(p_lower, p_upper, lambd: float):
+    """Theorem 1: max(lambd/2 log(p_lower/p_upper), -lambd log(1 - p_lower + p_upper))."""
+    pa, pb = np.asarray(p_lower, dtype=np.float64), np.asarray(p_upper, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        return np.maximum(0.5 * lambd * np.log(pa / pb), -lambd * np.log(1.0 - pa + pb))
+
+
+def resolve_scale(lambd: float | None, sigma: float | None, sigma_to_lambd: float, what: str) -> float:
+    """Exactly one of ``lambd`` (scale) or ``sigma`` (std; lambd = sigma * sigma_to_lambd) must be given."""
+    if (lambd is None) == (sigma is None):
+        raise ValueError(f"give exactly one of lambd ({what}) or sigma (standard deviation), "
+                         f"got lambd={lambd!r}, sigma={sigma!r}")
+    if lambd is not None:
+        return check_positive(lambd, "lambd")
+    return check_positive(sigma, "sigma") * sigma_to_lambd
+
+
+@register
+class LaplaceCertifier(SmoothingCertifier):
+    """Laplace noise of scale lambd -> l1 radius -lambd log(2 (1 - p_lower)) (or Lecuyer's bound)."""
+
+    name = "laplace"
+    norm = "l1"
+
+    def __init__(self, lambd: float | None = None, sigma: float | None = None, bound: str = "tight",
+                 **sampling) -> None:
+        super().__init__(**sampling)
+        self.lambd = resolve_scale(lambd, sigma, 1.0 / math.sqrt(2.0), "Laplace scale")
+        if bound not in LAPLACE_BOUNDS:
+            raise ValueError(f"bound must be one of {LAPLACE_BOUNDS}, got {bound!r}")
+        self.bound = bound
+
+    @property
+    def sigma(self) -> float:
+        """Per-coordinate standard deviation sqrt(2) * lambd."""
+        return math.sqrt(2.0) * self.lambd
+
+    def perturb_(self, out: torch.Tensor, x: torch.Tensor, generator: torch.Generator) -> None:
+        # One uniform u in [0, 1) per coordinate: the sign is [u < 1/2], and w = frac(2u) is uniform in [0, 1)
+        # and independent of it, so -log(1 - w) ~ Exp(1) (finite since w < 1); sign * lambd * Exp(1) ~ Laplace.
+        u = out.uniform_(0.0, 1.0, generator=generator)
+        sign = torch.where(u < 0.5, -self.lambd, self.lambd).to(out.dtype)
+        u.mul_(2.0).frac_().neg_().log1p_().mul_(sign).add_(x)  # -log1p(-w) * (+-lambd) with the sign folded in
+
+    def radius(self, p_lower: np.ndarray) -> np.ndarray:
+        if self.bound == "lecuyer":
+            return lecuyer_radius(p_lower, self.lambd)
+        return laplace_radius(p_lower, self.lambd)
+
+    def radius_two_bound(self, p_lower: np.ndarray, p_upper: np.ndarray) -> np.ndarray:
+        return laplace_radius_two_bound(p_lower, p_upper, self.lambd)
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("--lambda", dest="lambd", type=float, default=None,
+                            help="Laplace scale lambda (std = sqrt(2) lambda); instead of --sigma")
+        parser.add_argument("--bound", choices=LAPLACE_BOUNDS, default="tight",
+                            help="tight (Teng et al., default) or lecuyer (DP baseline)")
+
+    @classmethod
+    def from_arguments(cls, args: argparse.Namespace) -> LaplaceCertifier:
+        lambd = getattr(args, "lambd", None)
+        return cls(lambd=lambd, sigma=None if lambd is not None else args.sigma,
+                   bound=getattr(args, "bound", "tight"), **cls.sampling_kwargs(args))

@@ -1,0 +1,71 @@
+"""Uniform additive smoothing, l1 certificate (Lee et al. 2019 / Yang et al. 2020; thesis Ch. 3 baseline).
+
+Noise: eps_i i.i.d. U[-lambd, lambd] (**independent** components are required: thesis Prop. 3.1). ``sigma`` is the
+standard deviation, lambd = sqrt(3) * sigma (Yang et al.'s parameterisation). The smoothed probabilities are
+1/(2 lambd)-Lipschitz in l1 (Theorem 3.1), so R = 2 lambd (p_lower - 1/2) with p_B := 1 - p_lower, or
+R = lambd (p_lower - p_upper) with ``two_bound``; the threat model is ||delta||_1 < R.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import numpy as np
+import torch
+
+from rlcert.certify.core.registry import register
+from rlcert.certify.core.smoothing import SmoothingCertifier
+from rlcert.certify.randomized.laplace import resolve_scale
+
+
+def lipschitz_l1_radius(p_lower, lambd: float):
+    """2 lambd (p_lower - 1/2): l1 radius of a 1/(2 lambd)-Lipschitz smoothed classifier (uniform, SSN)."""
+    return 2.0 * lambd * (np.asarray(p_lower, dtype=np.float64) - 0.5)
+
+
+def lipschitz_l1_radius_two_bound(p_lower, p_upper, lambd: float):
+    """lambd (p_lower - p_upper): gap / (2 L) with L = 1/(2 lambd) (thesis Eq. 3.2)."""
+    return lambd * (np.asarray(p_lower, dtype=np.float64) - np.asarray(p_upper, dtype=np.float64))
+
+
+class LipschitzL1Certifier(SmoothingCertifier):
+    """Shared parameterisation and certificate of the 1/(2 lambd)-Lipschitz l1 smoothers (uniform, SSN)."""
+
+    norm = "l1"
+
+    def __init__(self, lambd: float | None = None, sigma: float | None = None, **sampling) -> None:
+        super().__init__(**sampling)
+        self.lambd = resolve_scale(lambd, sigma, math.sqrt(3.0), "half-width")
+
+    @property
+    def sigma(self) -> float:
+        """Standard deviation lambd / sqrt(3) of U[-lambd, lambd]."""
+        return self.lambd / math.sqrt(3.0)
+
+    def radius(self, p_lower: np.ndarray) -> np.ndarray:
+        return lipschitz_l1_radius(p_lower, self.lambd)
+
+    def radius_two_bound(self, p_lower: np.ndarray, p_upper: np.ndarray) -> np.ndarray:
+        return lipschitz_l1_radius_two_bound(p_lower, p_upper, self.lambd)
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("--lambda", dest="lambd", type=float, default=None,
+                            help="noise half-width lambda (sigma = lambda / sqrt(3)); instead of --sigma")
+
+    @classmethod
+    def from_arguments(cls, args: argparse.Namespace) -> LipschitzL1Certifier:
+        lambd = getattr(args, "lambd", None)
+        return cls(lambd=lambd, sigma=None if lambd is not None else args.sigma, **cls.sampling_kwargs(args))
+
+
+@register
+class UniformCertifier(LipschitzL1Certifier):
+    """Additive U[-lambd, lambd]^d noise -> l1 radius 2 lambd (p_lower - 1/2)."""
+
+    name = "uniform"
+
+    def perturb_(self, out: torch.Tensor, x: torch.Tensor, generator: torch.Generator) -> None:
+        out.uniform_(-self.lambd, self.lambd, generator=generator).add_(x)
