@@ -38,6 +38,8 @@ def unsupported_reason(config: dict) -> str | None:
         return f"algo {config['algo']!r} (fleet: {sorted(ALGO_DEFAULTS)})"
     if config["env"] not in TORCH_ENVS:
         return f"env {config['env']!r} has no torch-vectorised version (fleet: {sorted(TORCH_ENVS)})"
+    if config.get("observation_noise") is not None:
+        return "observation_noise (certification noise wrapper)"
     if config.get("policy", "MultiInputPolicy") != "MultiInputPolicy" or config.get("n_envs", 1) != 1:
         return "policy must be MultiInputPolicy and n_envs 1"
     extra = set(kw) - KNOWN_ALGO_KWARGS

@@ -99,8 +99,9 @@ def train_fleet(config: dict, seeds: list[int], resume: bool = False, progress: 
             ckpt.unlink()
     for d, s in zip(run_dirs, seeds, strict=True):
         d.mkdir(parents=True, exist_ok=True)
-        (d / "config.yaml").write_text(yaml.safe_dump({**copy.deepcopy(config), "seed": s, "fleet": True},
-                                                      sort_keys=False))
+        member = {**copy.deepcopy(config), "seed": s,
+                  "notes": f"trained by rlcert.fleet with seeds {seeds[0]}..{seeds[-1]} ({len(seeds)} members)"}
+        (d / "config.yaml").write_text(yaml.safe_dump(member, sort_keys=False))
     t0 = time.perf_counter()
 
     def evaluate_and_save(f: Fleet) -> None:

@@ -16,7 +16,7 @@ from rlcert.fleet.config import read_config, unsupported_reason
 from rlcert.fleet.export import export_member
 from rlcert.fleet.run import parse_seeds, train_fleet
 from rlcert.fleet.trainer import Fleet
-from rlcert.train import main
+from rlcert.train import load_config, main
 
 
 def rows(path):
@@ -33,6 +33,7 @@ def test_cli_seeds_writes_per_member_outputs(tiny, tmp_path, capsys):
         d = tmp_path / "runs" / "tiny" / f"seed{s}"
         assert [int(r["timesteps"]) for r in rows(d / "eval.csv")] == [0, 20, 40, 60]
         assert yaml.safe_load((d / "config.yaml").read_text())["seed"] == s
+        assert load_config(d / "config.yaml")["seed"] == s  # a member's config is an ordinary config
         model = ReenGAGEDDPG.load(d / "model.zip")
         assert model.alpha == 0.2 and model.goal_reduction == "mean"
 
@@ -54,6 +55,7 @@ def test_unsupported_configs_fall_back(tiny, tmp_path):
     assert "algo" in unsupported_reason({**tiny(tmp_path), "algo": "SAC"})
     assert "dense" in unsupported_reason(tiny(tmp_path, reengage_mode="dense"))
     assert "env" in unsupported_reason({**tiny(tmp_path), "env": "rlcert/DriveSeek-v0"})
+    assert "observation_noise" in unsupported_reason({**tiny(tmp_path), "observation_noise": {"sigma": 0.1}})
 
 
 def test_interrupt_then_resume_equals_uninterrupted(tiny, tmp_path, monkeypatch, capsys):
