@@ -26,7 +26,7 @@ def measure(env_id: str, n_max: int, width: int, batch: int, updates: int, repea
     kw = dict(learning_starts=2000, buffer_size=2000, batch_size=batch, seed=0,
               policy_kwargs={"encoder_arch": [width, width], "head_arch": [width]})
     base = MultiReenGAGEDDPG(DeepSetsTD3Policy, env, alpha=0.0, **kw).learn(2000)
-    mrg = MultiReenGAGEDDPG(DeepSetsTD3Policy, env, alpha=10.0 / n_max, **kw)
+    mrg = MultiReenGAGEDDPG(DeepSetsTD3Policy, env, alpha=10.0, **kw)  # thesis value (mean over the n_max gates)
     mrg.replay_buffer = copy.deepcopy(base.replay_buffer)
     mrg.learn(0)  # sets up the logger
     times = {"ddpg": [], "mrg": []}

@@ -12,6 +12,8 @@ COMMANDS = {
     "certify": ("rlcert.certify.cli.certify", "certify a classifier on a data set, writing a TSV"),
     "plot-certified": ("rlcert.certify.cli.plot", "plot certified accuracy vs radius from TSV files"),
     "certify-policy": ("rlcert.certify.policy.cli", "certify an agent's actions and return under observation noise"),
+    "sweep": ("rlcert.sweep.cli", "grid/random search over train configs x seeds on Ray Tune (resumable)"),
+    "sweep-report": ("rlcert.sweep.report", "best settings (area under the curve) and figures of a sweep"),
 }
 
 

@@ -21,11 +21,12 @@ if (REPO_ROOT / "demos" / "__init__.py").is_file() and str(REPO_ROOT) not in sys
 
 # (title, "module:function"); each function is run(out_dir: Path, quick: bool) -> list[str] (markdown lines).
 SECTIONS = [
-    ("Environments", "rlcert.envs.demo:run"),
-    ("Agents", "rlcert.agents.demo:run"),
-    ("Multi-ReenGAGE", "rlcert.agents.multi_demo:run"),
+    ("Environments", "demos.envs:run"),
+    ("Agents", "demos.agents:run"),
+    ("Multi-ReenGAGE", "demos.multi_goal:run"),
     ("Certification", "demos.certify:run"),
     ("Deterministic certificates", "demos.certify_deterministic:run"),
+    ("Randomized ablation and Wasserstein smoothing", "demos.certify_ablation_wasserstein:run"),
     ("Certifying agents", "demos.certify_policy:run"),
 ]
 
@@ -36,8 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller budgets (used by the tests)")
     parser.add_argument("--only", default=None, help="comma-separated section titles to run (default: all)")
     args = parser.parse_args(argv)
+    wanted = None if args.only is None else {s.strip().lower() for s in args.only.split(",") if s.strip()}
+    valid = [title.lower() for title, _ in SECTIONS]
+    if wanted is not None and (not wanted or wanted - set(valid)):
+        bad = sorted(wanted - set(valid)) or [args.only]
+        print(f"rlcert demo: error: --only: unknown section(s) {bad}; valid sections: {', '.join(valid)}",
+              file=sys.stderr)
+        return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    wanted = None if args.only is None else {s.strip().lower() for s in args.only.split(",")}
     report = ["# rlcert demo report", ""]
     for title, target in SECTIONS:
         if wanted is not None and title.lower() not in wanted:

@@ -11,6 +11,8 @@ Convention (COMMON rules, enforced here):
 * Blocks may write only under ``runs/`` (git-ignored): a path outside it that a block adds to ``git status``
   (a new untracked file, a modified tracked file) fails the test. Editing the worktree while the test runs can
   trip this check too.
+* ``runs/doc-test/`` is the docs test's scratch folder: it is emptied before each file's blocks run, so point
+  replaced output paths there (``replace "runs/x/" "runs/doc-test/x/"``) to start every test from scratch.
 * ```text (or any other tag) is never run.
 One test per file; a failure shows the file, the block's line, the code as run and its output.
 """
@@ -31,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC_FILES = [p for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))] if p.is_file()]
 RUN_LANGS = ("python", "bash")
 BLOCK_TIMEOUT_S = 600
+SCRATCH = ROOT / "runs" / "doc-test"
 FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<ticks>`{3,})(?P<lang>[\w+-]*)\s*$")
 DIRECTIVE = re.compile(r"^\s*<!--\s*doc-test:\s*(?P<body>.*?)\s*-->\s*$")
 QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
@@ -107,11 +110,11 @@ def prepared_code(block: Block, name: str) -> str:
     return code
 
 
-def _bin_dir(tmp: Path) -> Path:
+def bin_dir_with_python(tmp: Path) -> Path:
     """A folder with ``python`` and ``rlcert`` wrappers around sys.executable, to put first on PATH (wrappers, not
     symlinks: a venv's interpreter finds its ``pyvenv.cfg`` from the path it was started by)."""
     bin_dir = tmp / "bin"
-    bin_dir.mkdir()
+    bin_dir.mkdir(exist_ok=True)
     for name, args in (("python", ""), ("python3", ""), ("rlcert", " -m rlcert.cli")):
         wrapper = bin_dir / name
         wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}"{args} "$@"\n')
@@ -119,7 +122,7 @@ def _bin_dir(tmp: Path) -> Path:
     return bin_dir
 
 
-def _environment(bin_dir: Path) -> dict[str, str]:
+def doc_environment(bin_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), env.get("PATH", "")])
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])])
@@ -159,7 +162,8 @@ def test_doc_blocks_run(doc: Path, tmp_path: Path) -> None:
     runnable = [b for b in blocks if b.skip is None]
     if not runnable:
         pytest.skip(f"{name}: no runnable python/bash blocks")
-    env = _environment(_bin_dir(tmp_path))
+    env = doc_environment(bin_dir_with_python(tmp_path))
+    shutil.rmtree(SCRATCH, ignore_errors=True)
     before = _outside_runs()
     for k, block in enumerate(blocks, 1):
         if block.skip is not None:

@@ -28,8 +28,10 @@ from typing import Any
 import numpy as np
 import torch as th
 from stable_baselines3.common.running_mean_std import RunningMeanStd
+from stable_baselines3.common.torch_layers import CombinedExtractor
 
 from rlcert.agents import goal_gradient as gg
+from rlcert.agents.loops import TD3NextValue
 
 CONVENTION = 2
 MODES = ("sparse", "dense")
@@ -123,6 +125,20 @@ class GradientMatching:
     def _input_weight(self, x: th.Tensor) -> th.Tensor | None:
         return None
 
+    def _target_and_gradient(self, next_value: Callable[[th.Tensor], Any], x_next: th.Tensor, data: Any,
+                             discounts: th.Tensor | float, rows: th.Tensor | None) -> tuple[th.Tensor, th.Tensor]:
+        """TD target (B, 1) and (1 - done) discount dV'/dx (B, ...), detached; only ``rows`` of the gradient are used
+        (None: all)."""
+        return gg.target_and_goal_gradient(next_value, x_next, data.rewards, data.dones, discounts)
+
+    def _values_and_input_gradients(self, critic: Any, obs: Obs, actions: th.Tensor, rows: th.Tensor | None = None
+                                    ) -> tuple[tuple[th.Tensor, ...], list[th.Tensor], th.Tensor | None]:
+        """Each critic's Q(s, a, x), its d/dx Q (trainable) and the rows the gradients are for (None: all rows; a
+        family may restrict them to ``rows``, the only ones the loss uses). x: the observation's own input."""
+        x = gg.make_goal_leaf(self._x_of(obs))
+        current = self._q(critic, self._features(critic, obs, x), actions)
+        return current, gg.critic_goal_gradient(current, x), None
+
     def _trained_critic(self) -> Any:
         return self.critic  # type: ignore[attr-defined]
 
@@ -144,15 +160,21 @@ class GradientMatching:
                 target = data.rewards + (1 - data.dones) * discounts * value
             return self._q(critic, self._features(critic, obs, None), data.actions), target, None
         x_next = self._x_of(next_obs)
-        target, grad_target = gg.target_and_goal_gradient(next_value, x_next, data.rewards, data.dones, discounts)
         reward_grad, mask = self._reward_gradient_and_mask(data, x_next)
+        rows = None if mask is None else mask.nonzero().reshape(-1)
+        target, grad_target = self._target_and_gradient(next_value, x_next, data, discounts, rows)
         if reward_grad is not None:
             grad_target = grad_target + reward_grad
-        x = gg.make_goal_leaf(self._x_of(obs))
-        current = self._q(critic, self._features(critic, obs, x), data.actions)
-        grads = gg.critic_goal_gradient(current, x)
-        weight = self._input_weight(x)
-        extra = sum(gg.reengage_penalty(g, grad_target, mask, weight, self.goal_reduction) for g in grads)
+        current, grads, used = self._values_and_input_gradients(critic, obs, data.actions, rows)
+        weight = self._input_weight(self._x_of(obs))
+        if used is None:
+            extra = sum(gg.reengage_penalty(g, grad_target, mask, weight, self.goal_reduction) for g in grads)
+        elif used.numel() == 0:
+            extra = th.zeros((), dtype=target.dtype, device=target.device)
+        else:  # the mean over the batch of the masked terms: the rows' mean times their share of the batch
+            share = used.numel() / target.shape[0]
+            extra = share * sum(gg.reengage_penalty(g, grad_target[used], None, weight, self.goal_reduction)
+                                for g in grads)
         self._last_mask_frac = 1.0 if mask is None else float(mask.mean())
         return current, target, extra
 
@@ -169,10 +191,10 @@ class GoalInput(GradientMatching):
     c_low: float
     goal_key: str
 
-    def _setup_goal_input(self, alpha: float, reengage_mode: str, c_low: float,
-                          reward_fn: Callable[[th.Tensor, th.Tensor], th.Tensor] | None, goal_key: str,
-                          goal_weighting: str | None, goal_reduction: str, through_target_actor: bool,
-                          kwargs: dict[str, Any]) -> None:
+    def __init__(self, *args: Any, alpha: float = 0.2, reengage_mode: str = "sparse", c_low: float = -1.0,
+                 reward_fn: Callable[[th.Tensor, th.Tensor], th.Tensor] | None = None, goal_key: str = "desired_goal",
+                 goal_weighting: str | None = None, goal_reduction: str = "mean", through_target_actor: bool = True,
+                 **kwargs: Any) -> None:
         if reengage_mode not in MODES:
             raise ValueError(f"reengage_mode must be one of {MODES}, got {reengage_mode!r}")
         if reengage_mode == "dense" and reward_fn is None and alpha > 0:
@@ -183,6 +205,8 @@ class GoalInput(GradientMatching):
         self.reengage_mode, self.c_low, self.reward_fn = reengage_mode, float(c_low), reward_fn
         self.goal_key, self.goal_weighting = goal_key, goal_weighting
         self._goal_rms: RunningMeanStd | None = None
+        super().__init__(*args, **kwargs)
+        self._check_share_features()
 
     def _check_share_features(self) -> None:
         if self.alpha > 0 and self.policy_kwargs.get("share_features_extractor", False):  # type: ignore[attr-defined]
@@ -221,6 +245,87 @@ class GoalInput(GradientMatching):
         if self.reengage_mode == "dense":
             return gg.reward_goal_gradient(self.reward_fn, data.next_observations["achieved_goal"], x_next), None
         return None, gg.sparse_mask(data.rewards, self.c_low)
+
+    analytic_gradient = True  # SB3 MLP critics: d/dg Q written out (first-order graph); False: autograd only
+
+    def _values_and_input_gradients(self, critic: Any, obs: Obs, actions: th.Tensor, rows: th.Tensor | None = None
+                                    ) -> tuple[tuple[th.Tensor, ...], list[th.Tensor], th.Tensor | None]:
+        cols = self._goal_columns(critic) if self.analytic_gradient else None
+        if cols is not None:
+            self._x_of(obs)  # input checks
+            features = critic.extract_features(obs, critic.features_extractor)
+            qvalue_input = th.cat([features, actions], dim=1)
+            pairs = [gg.relu_mlp_input_gradient(q_net, qvalue_input, cols, rows) for q_net in critic.q_networks]
+            if all(p is not None for p in pairs):
+                return tuple(q for q, _ in pairs), [g for _, g in pairs], rows
+        return super()._values_and_input_gradients(critic, obs, actions, rows)
+
+    def _target_and_gradient(self, next_value: Callable[[th.Tensor], Any], x_next: th.Tensor, data: Any,
+                             discounts: th.Tensor | float, rows: th.Tensor | None) -> tuple[th.Tensor, th.Tensor]:
+        if self.analytic_gradient and isinstance(next_value, TD3NextValue):
+            out = self._td3_target_in_closed_form(next_value, rows)
+            if out is not None:
+                value, grad = out
+                scale = (1 - data.dones) * discounts
+                return data.rewards + scale * value, scale * grad
+        return super()._target_and_gradient(next_value, x_next, data, discounts, rows)
+
+    @th.no_grad()
+    def _td3_target_in_closed_form(self, next_value: TD3NextValue, rows: th.Tensor | None
+                                   ) -> tuple[th.Tensor, th.Tensor] | None:
+        """(V'(s', g) (B, 1), dV'/dg (B, d) on ``rows``, 0 elsewhere) for SB3's MLP target actor and critics, the
+        derivative written out (total: through the target actor unless ``through_target_actor`` is False)."""
+        actor, critic, obs = self.actor_target, self.critic_target, next_value.next_obs  # type: ignore[attr-defined]
+        cols_c, cols_a = self._goal_columns(critic), self._goal_columns(actor, need_unshared=False)
+        mu = list(getattr(actor, "mu", []))
+        if cols_c is None or cols_a is None or not mu or type(mu[-1]) is not th.nn.Tanh:
+            return None
+        fa = actor.extract_features(obs, actor.features_extractor)
+        actor_pass = gg.relu_mlp_forward(th.nn.Sequential(*mu[:-1]), fa)
+        critic_in = critic.extract_features(obs, critic.features_extractor)
+        if actor_pass is None:
+            return None
+        pre, actor_masks = actor_pass
+        squashed = th.tanh(pre)
+        shifted = squashed + next_value.noise
+        actions = shifted.clamp(-1, 1)
+        passes = [gg.relu_mlp_forward(q_net, th.cat([critic_in, actions], dim=1)) for q_net in critic.q_networks]
+        if any(p is None for p in passes) or passes[0][0].shape[1] != 1:
+            return None
+        q_values, best = th.min(th.cat([p[0] for p in passes], dim=1), dim=1, keepdim=True)
+        rows = th.arange(pre.shape[0], device=pre.device) if rows is None else rows
+        n_in = critic_in.shape[1]
+        grad_in = th.stack([gg.relu_mlp_vjp(q_net, masks, th.ones(rows.numel(), 1, dtype=pre.dtype,
+                                                                   device=pre.device), rows)
+                            for q_net, (_, masks) in zip(critic.q_networks, passes)], dim=1)  # (R, n_critics, in)
+        grad_in = grad_in.gather(1, best[rows].unsqueeze(-1).expand(-1, 1, grad_in.shape[2])).squeeze(1)
+        grad = grad_in[:, cols_c]
+        if self.through_target_actor:
+            inside = ((shifted[rows] >= -1) & (shifted[rows] <= 1)).to(pre.dtype)
+            d_pre = grad_in[:, n_in:] * inside * (1 - squashed[rows] ** 2)
+            grad = grad + gg.relu_mlp_vjp(th.nn.Sequential(*mu[:-1]), actor_masks, d_pre, rows)[:, cols_a]
+        full = th.zeros(pre.shape[0], grad.shape[1], dtype=pre.dtype, device=pre.device)
+        full[rows] = grad
+        return q_values, full
+
+    def _goal_columns(self, net: Any, need_unshared: bool = True) -> slice | None:
+        """Where the goal sits in the input of SB3's MLP heads (``CombinedExtractor`` features first), or None when
+        the extractor is not a concatenation of flattened vectors with a 1-D float goal."""
+        extractor = getattr(net, "features_extractor", None)
+        if not isinstance(extractor, CombinedExtractor) or (need_unshared
+                                                            and getattr(net, "share_features_extractor", True)):
+            return None
+        start = 0
+        for key, module in extractor.extractors.items():
+            sub = self.observation_space.spaces[key]  # type: ignore[attr-defined]
+            if type(module) is not th.nn.Flatten:
+                return None
+            size = int(np.prod(sub.shape))
+            if key == self.goal_key:
+                ok = len(sub.shape) == 1 and np.issubdtype(sub.dtype, np.floating)
+                return slice(start, start + size) if ok else None
+            start += size
+        return None
 
     def _input_weight(self, x: th.Tensor) -> th.Tensor | None:
         """sigma_i^2 per goal coordinate (running over the sampled batches), or None."""

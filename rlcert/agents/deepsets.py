@@ -235,9 +235,36 @@ class _GoalSetPolicyMixin:
             return GoalSetFeatures(critic.encoder, owned=False)
         return GoalSetFeatures(self.make_encoder(), owned=True)
 
-    def _goal_set_constructor_parameters(self) -> dict[str, Any]:
-        return dict(embed_dim=self.embed_dim, encoder_arch=self.encoder_arch, head_arch=self.head_arch,
-                    share_encoder=self.share_encoder, n_critics=self.n_critics, pooling=self.pooling)
+    _with_actor_target = True  # TD3/DDPG; SAC has no target actor
+    _extra_constructor_parameters: dict[str, Any] = {}
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        self.critic = self.make_critic().to(self.device)
+        self.critic_target = self.make_critic().to(self.device)
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.actor = self.make_actor(self.critic).to(self.device)
+        if self._with_actor_target:
+            self.actor_target = self.make_actor(self.critic_target).to(self.device)  # borrows the target encoder
+            self.actor_target.load_state_dict(self.actor.state_dict())
+            self.actor_target.train(False)
+        # The actor optimiser sees only the actor's own parameters (not a shared encoder).
+        self.actor.optimizer = self.optimizer_class(self.actor.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+        self.critic.optimizer = self.optimizer_class(self.critic.parameters(), lr=lr_schedule(1),
+                                                     **self.optimizer_kwargs)
+        self.critic_target.train(False)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = BasePolicy._get_constructor_parameters(self)
+        data.update(embed_dim=self.embed_dim, encoder_arch=self.encoder_arch, head_arch=self.head_arch,
+                    share_encoder=self.share_encoder, n_critics=self.n_critics, pooling=self.pooling,
+                    lr_schedule=self._dummy_schedule, optimizer_class=self.optimizer_class,
+                    optimizer_kwargs=self.optimizer_kwargs, **self._extra_constructor_parameters)
+        return data
+
+    def set_training_mode(self, mode: bool) -> None:
+        self.actor.train(mode)
+        self.critic.train(mode)
+        self.training = mode
 
 
 class DeepSetsTD3Policy(_GoalSetPolicyMixin, TD3Policy):
@@ -263,37 +290,16 @@ class DeepSetsTD3Policy(_GoalSetPolicyMixin, TD3Policy):
     def make_actor(self, critic: DeepSetsCritic) -> DeepSetsActor:  # type: ignore[override]
         return DeepSetsActor(self._actor_features(critic), self.obs_dim, self.action_dim, self.head_arch)
 
-    def _build(self, lr_schedule: Schedule) -> None:
-        self.critic = self.make_critic().to(self.device)
-        self.critic_target = self.make_critic().to(self.device)
-        self.critic_target.load_state_dict(self.critic.state_dict())
-        self.actor = self.make_actor(self.critic).to(self.device)
-        self.actor_target = self.make_actor(self.critic_target).to(self.device)  # borrows the target encoder
-        self.actor_target.load_state_dict(self.actor.state_dict())
-        # The actor optimiser sees only the actor's own parameters (not a shared encoder).
-        self.actor.optimizer = self.optimizer_class(self.actor.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
-        self.critic.optimizer = self.optimizer_class(self.critic.parameters(), lr=lr_schedule(1),
-                                                     **self.optimizer_kwargs)
-        self.actor_target.train(False)
-        self.critic_target.train(False)
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = BasePolicy._get_constructor_parameters(self)
-        data.update(self._goal_set_constructor_parameters(), lr_schedule=self._dummy_schedule,
-                    optimizer_class=self.optimizer_class, optimizer_kwargs=self.optimizer_kwargs)
-        return data
-
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> torch.Tensor:
         return self.actor(observation)
 
-    def set_training_mode(self, mode: bool) -> None:
-        self.actor.train(mode)
-        self.critic.train(mode)
-        self.training = mode
 
 
 class DeepSetsSACPolicy(_GoalSetPolicyMixin, SACPolicy):
     """SB3 SAC policy with a DeepSets squashed-Gaussian actor and DeepSets twin critics (``n_critics=2``)."""
+
+    _with_actor_target = False
+    _extra_constructor_parameters = {"use_sde": False}
 
     def __init__(self, observation_space: spaces.Dict, action_space: spaces.Box, lr_schedule: Schedule,
                  embed_dim: int = 20, encoder_arch: list[int] = (400, 400), head_arch: list[int] = (400,),
@@ -314,29 +320,9 @@ class DeepSetsSACPolicy(_GoalSetPolicyMixin, SACPolicy):
     def make_actor(self, critic: DeepSetsCritic) -> DeepSetsGaussianActor:  # type: ignore[override]
         return DeepSetsGaussianActor(self._actor_features(critic), self.obs_dim, self.action_dim, self.head_arch)
 
-    def _build(self, lr_schedule: Schedule) -> None:
-        self.critic = self.make_critic().to(self.device)
-        self.critic_target = self.make_critic().to(self.device)
-        self.critic_target.load_state_dict(self.critic.state_dict())
-        self.actor = self.make_actor(self.critic).to(self.device)
-        self.actor.optimizer = self.optimizer_class(self.actor.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
-        self.critic.optimizer = self.optimizer_class(self.critic.parameters(), lr=lr_schedule(1),
-                                                     **self.optimizer_kwargs)
-        self.critic_target.train(False)
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = BasePolicy._get_constructor_parameters(self)
-        data.update(self._goal_set_constructor_parameters(), lr_schedule=self._dummy_schedule,
-                    optimizer_class=self.optimizer_class, optimizer_kwargs=self.optimizer_kwargs, use_sde=False)
-        return data
-
     def reset_noise(self, batch_size: int = 1) -> None:
         pass
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> torch.Tensor:
         return self.actor(observation, deterministic)
 
-    def set_training_mode(self, mode: bool) -> None:
-        self.actor.train(mode)
-        self.critic.train(mode)
-        self.training = mode

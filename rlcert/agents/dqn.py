@@ -11,7 +11,6 @@ target (gradient of Q' at the arg max). The update is :class:`rlcert.agents.loop
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -28,16 +27,15 @@ class ReenGAGEDQN(GoalInput, DQNLoop, DQN):
     """DQN + ReenGAGE. Extra kwargs: alpha, softmax_tau (>= 0), reengage_mode, c_low, reward_fn, goal_key,
     goal_weighting, goal_reduction (see :class:`rlcert.agents.ReenGAGETD3`)."""
 
-    def __init__(self, *args: Any, alpha: float = 1.0, softmax_tau: float = 0.5, reengage_mode: str = "sparse",
-                 c_low: float = -1.0, reward_fn: Callable[[th.Tensor, th.Tensor], th.Tensor] | None = None,
-                 goal_key: str = "desired_goal", goal_weighting: str | None = None,
-                 goal_reduction: str = "mean", **kwargs: Any) -> None:
+    def __init__(self, *args: Any, alpha: float = 1.0, softmax_tau: float = 0.5, **kwargs: Any) -> None:
         if not np.isfinite(softmax_tau) or softmax_tau < 0:
             raise ValueError(f"softmax_tau must be a finite number >= 0, got {softmax_tau!r}")
+        if "through_target_actor" in kwargs:
+            raise TypeError("through_target_actor applies to actor-critic agents, not to ReenGAGEDQN")
         self.softmax_tau = float(softmax_tau)
-        self._setup_goal_input(alpha, reengage_mode, c_low, reward_fn, goal_key, goal_weighting, goal_reduction,
-                               True, kwargs)
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, alpha=alpha, **kwargs)
+
+    analytic_gradient = False  # Q is gathered at the action: autograd's double backward
 
     def _trained_critic(self) -> Any:
         return self.q_net

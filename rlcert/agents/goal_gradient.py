@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch as th
+from torch.autograd.function import once_differentiable
 
 REDUCTIONS = ("mean", "sum")
 
@@ -111,3 +112,84 @@ def reengage_penalty(
     if mask is not None:
         per_sample = per_sample * mask
     return per_sample.mean()
+
+
+def _relu_mlp_linears(net: th.nn.Module) -> list[th.nn.Linear] | None:
+    """The Linear layers of a ``Sequential(Linear, (ReLU, Linear)*)``, or None for any other module."""
+    layers = list(net) if isinstance(net, th.nn.Sequential) else []
+    linears, relus = layers[0::2], layers[1::2]
+    if (not layers or len(layers) % 2 == 0 or not all(type(m) is th.nn.Linear for m in linears)
+            or not all(type(m) is th.nn.ReLU for m in relus)):
+        return None
+    return linears
+
+
+def relu_mlp_forward(net: th.nn.Module, x: th.Tensor) -> tuple[th.Tensor, list[th.Tensor]] | None:
+    """(net(x), the 0/1 ReLU masks of its hidden layers) for a ReLU MLP, or None when ``net`` is not one."""
+    linears = _relu_mlp_linears(net)
+    if linears is None:
+        return None
+    h, masks = x, []
+    for lin in linears[:-1]:
+        pre = lin(h)
+        masks.append((pre > 0).to(pre.dtype))
+        h = th.relu(pre)
+    return linears[-1](h), masks
+
+
+def relu_mlp_vjp(net: th.nn.Module, masks: list[th.Tensor], v: th.Tensor, rows: th.Tensor | None = None
+                 ) -> th.Tensor:
+    """v^T d net / d x (R, in) for the rows ``rows`` (default all) of a ReLU MLP whose forward gave ``masks``;
+    v (R, out). Written out: W_n^T ... (ReLU masks) ... W_0."""
+    linears = _relu_mlp_linears(net)
+    if rows is not None:
+        masks = [m[rows] for m in masks]
+    for lin, mask in zip(reversed(linears[1:]), reversed(masks)):
+        v = (v @ lin.weight) * mask
+    return v @ linears[0].weight
+
+
+def relu_mlp_input_gradient(net: th.nn.Module, x: th.Tensor, cols: slice, rows: th.Tensor | None = None
+                            ) -> tuple[th.Tensor, th.Tensor] | None:
+    """(net(x) (B, 1), d net / d x[:, cols] (B, len(cols))) for a ReLU MLP ``Linear (ReLU Linear)*`` with one output,
+    the gradient written out (first-order in the weights: W_0[:, cols]^T m_0 W_1^T m_1 ... w_L, m_k the ReLU masks).
+
+    ``rows`` (indices): the gradient only for these rows (R, len(cols)), the values for all (sparse mode).
+    A loss on the gradient then back-propagates with an ordinary first-order backward instead of a double backward
+    (same values as ``autograd.grad(create_graph=True)`` up to rounding; the ReLU masks are constants, as in
+    autograd's own ReLU derivative). Returns None when ``net`` is not such an MLP (callers fall back to autograd).
+    """
+    linears = _relu_mlp_linears(net)
+    if linears is None or linears[-1].out_features != 1:
+        return None
+    out, masks = relu_mlp_forward(net, x)
+    if rows is not None:
+        masks = [m[rows] for m in masks]
+    n = x.shape[0] if rows is None else rows.shape[0]
+    if not masks:
+        return out, linears[-1].weight[:, cols].expand(n, -1)
+    if len(linears) > 2:
+        v = _MaskedRowTimesMatrix.apply(masks[-1], linears[-1].weight, linears[-2].weight) * masks[-2]
+    else:
+        v = masks[-1] * linears[-1].weight
+    for lin, mask in zip(reversed(linears[1:-2]), reversed(masks[:-2])):
+        v = (v @ lin.weight) * mask
+    return out, v @ linears[0].weight[:, cols]
+
+
+class _MaskedRowTimesMatrix(th.autograd.Function):
+    """(m * w) @ W for a constant 0/1 mask m (B, H), a row w (1, H) and W (H, H'), with a backward that needs one
+    (H x B x H') product instead of two: M = m^T g gives dW = w^T * M and dw = sum_k W_jk M_jk (as (m * w)^T g =
+    diag(w) m^T g). Used on the last hidden layer of the written-out critic gradient."""
+
+    @staticmethod
+    def forward(ctx, m: th.Tensor, w: th.Tensor, big_w: th.Tensor) -> th.Tensor:  # noqa: D102
+        ctx.save_for_backward(m, w, big_w)
+        return (m * w) @ big_w
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: th.Tensor) -> tuple[None, th.Tensor, th.Tensor]:  # noqa: D102
+        m, w, big_w = ctx.saved_tensors
+        mg = m.transpose(0, 1) @ grad  # (H, H')
+        return None, (big_w * mg).sum(dim=1).reshape(w.shape), w.reshape(-1, 1) * mg

@@ -46,10 +46,11 @@ class GateInput(GradientMatching):
 
     _extra_log_key = "train/gate_gradient_loss"
 
-    def _setup_gate_input(self, alpha: float, item_reward_fn: ItemRewardFn | None, goal_reduction: str,
-                          through_target_actor: bool, kwargs: dict[str, Any]) -> None:
+    def __init__(self, *args: Any, alpha: float = 10.0, item_reward_fn: ItemRewardFn | None = None,
+                 goal_reduction: str = "mean", through_target_actor: bool = True, **kwargs: Any) -> None:
         self._setup_matching(alpha, goal_reduction, through_target_actor, kwargs)
         self.item_reward_fn = default_item_rewards if item_reward_fn is None else item_reward_fn
+        super().__init__(*args, **kwargs)
 
     def _convert_convention_1(self) -> None:
         self.policy_kwargs = {**self.policy_kwargs, "pooling": "sum"}  # type: ignore[has-type]
@@ -99,19 +100,12 @@ class GateInput(GradientMatching):
         return reward_gate_gradient(items, x_next), None
 
 
-class _MultiInit:
-    def __init__(self, *args: Any, alpha: float = 10.0, item_reward_fn: ItemRewardFn | None = None,
-                 goal_reduction: str = "mean", through_target_actor: bool = True, **kwargs: Any) -> None:
-        self._setup_gate_input(alpha, item_reward_fn, goal_reduction, through_target_actor, kwargs)  # type: ignore
-        super().__init__(*args, **kwargs)
-
-
-class MultiReenGAGEDDPG(_MultiInit, GateInput, TD3FamilyLoop, DDPG):
+class MultiReenGAGEDDPG(GateInput, TD3FamilyLoop, DDPG):
     """DDPG (one critic, no target smoothing, no policy delay) with the Multi-ReenGAGE critic loss. Extra kwargs:
     alpha (default 10, the thesis' middle value), item_reward_fn, goal_reduction, through_target_actor."""
 
 
-class MultiReenGAGETD3(_MultiInit, GateInput, TD3FamilyLoop, TD3):
+class MultiReenGAGETD3(GateInput, TD3FamilyLoop, TD3):
     """TD3 with the Multi-ReenGAGE critic loss; two critics unless ``policy_kwargs["n_critics"]`` says otherwise."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -119,7 +113,7 @@ class MultiReenGAGETD3(_MultiInit, GateInput, TD3FamilyLoop, TD3):
         super().__init__(*args, **kwargs)
 
 
-class MultiReenGAGESAC(_MultiInit, GateInput, SACLoop, SAC):
+class MultiReenGAGESAC(GateInput, SACLoop, SAC):
     """SAC with the Multi-ReenGAGE critic loss: 0.5 * (TD + alpha * error) per critic; the target soft value is
     differentiated with respect to the gates through the reparameterised next action and the entropy term."""
 

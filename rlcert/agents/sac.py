@@ -10,10 +10,6 @@ stock SAC bit for bit.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-import torch as th
 from stable_baselines3 import SAC
 
 from rlcert.agents.core import GoalInput
@@ -23,15 +19,6 @@ from rlcert.agents.loops import SACLoop
 class ReenGAGESAC(GoalInput, SACLoop, SAC):
     """SAC + ReenGAGE. Extra kwargs as :class:`rlcert.agents.ReenGAGETD3` (through_target_actor=False: the
     reparameterised action is taken at the non-differentiated goal)."""
-
-    def __init__(self, *args: Any, alpha: float = 0.2, reengage_mode: str = "sparse", c_low: float = -1.0,
-                 reward_fn: Callable[[th.Tensor, th.Tensor], th.Tensor] | None = None,
-                 goal_key: str = "desired_goal", goal_weighting: str | None = None,
-                 goal_reduction: str = "mean", through_target_actor: bool = True, **kwargs: Any) -> None:
-        self._setup_goal_input(alpha, reengage_mode, c_low, reward_fn, goal_key, goal_weighting, goal_reduction,
-                               through_target_actor, kwargs)
-        super().__init__(*args, **kwargs)
-        self._check_share_features()
 
     def _convert_convention_1(self) -> None:
         self.alpha *= 2.0  # convention 1: 0.5 * TD + alpha * E  ==  0.5 * (TD + 2 alpha * E)

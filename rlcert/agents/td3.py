@@ -10,33 +10,18 @@ bit (same loop, SB3's expressions).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-import torch as th
 from stable_baselines3 import DDPG, TD3
 
 from rlcert.agents.core import GoalInput
 from rlcert.agents.loops import TD3FamilyLoop
 
 
-class _ReenGAGETD3Family(GoalInput, TD3FamilyLoop):
-    def __init__(self, *args: Any, alpha: float = 0.2, reengage_mode: str = "sparse", c_low: float = -1.0,
-                 reward_fn: Callable[[th.Tensor, th.Tensor], th.Tensor] | None = None,
-                 goal_key: str = "desired_goal", goal_weighting: str | None = None,
-                 goal_reduction: str = "mean", through_target_actor: bool = True, **kwargs: Any) -> None:
-        self._setup_goal_input(alpha, reengage_mode, c_low, reward_fn, goal_key, goal_weighting, goal_reduction,
-                               through_target_actor, kwargs)
-        super().__init__(*args, **kwargs)
-        self._check_share_features()
-
-
-class ReenGAGETD3(_ReenGAGETD3Family, TD3):
+class ReenGAGETD3(GoalInput, TD3FamilyLoop, TD3):
     """TD3 + ReenGAGE. Extra kwargs: alpha (coefficient of the batch x goal-coordinate mean of the squared
     goal-gradient error, per critic), reengage_mode, c_low, reward_fn, goal_key, goal_weighting, goal_reduction
     ("mean" default, "sum" = squared l2 norm), through_target_actor (True: total target derivative; False:
     partial, through Q' only)."""
 
 
-class ReenGAGEDDPG(_ReenGAGETD3Family, DDPG):
+class ReenGAGEDDPG(GoalInput, TD3FamilyLoop, DDPG):
     """DDPG + ReenGAGE (thesis Ch. 8); the same extra kwargs as :class:`ReenGAGETD3`."""

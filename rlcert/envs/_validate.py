@@ -12,8 +12,8 @@ def positive_int(name: str, value: object, upper: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     if value < 1 or (upper is not None and value > upper):
-        rng = f"[1, {upper}]" if upper is not None else ">= 1"
-        raise ValueError(f"{name} must be an integer in {rng}, got {value}")
+        rng = f"in [1, {upper}]" if upper is not None else ">= 1"
+        raise ValueError(f"{name} must be an integer {rng}, got {value}")
     return int(value)
 
 

@@ -66,7 +66,7 @@ class DriveSeekEnv(GoalSetEnv):
             return None
         canvas = Canvas(-HALF, HALF, -HALF, HALF, px_per_unit=24)
         return draw_goal_set_frame(canvas, self._goals, self._reached, self._visited, np.array(self._path),
-                                   max_jump=1.5)
+                                   period=2 * HALF)
 
 
 def greedy_drive_action(obs: dict[str, np.ndarray], max_turn: float = 0.5) -> np.ndarray:

@@ -48,21 +48,41 @@ class Canvas:
         rad = radius * self.k
         self.image[(rr - r) ** 2 + (cc - c) ** 2 <= rad**2] = colour
 
-    def polyline(self, pts: np.ndarray, colour: tuple[int, int, int], max_jump: float | None = None) -> None:
-        """Draw segments between consecutive points; segments longer than ``max_jump`` (wrap-arounds) are skipped."""
+    def polyline(self, pts: np.ndarray, colour: tuple[int, int, int], max_jump: float | None = None,
+                 period: float | None = None) -> None:
+        """Draw segments between consecutive points.
+
+        ``period``: the world is a torus of that width in x and y; a step that crossed the boundary is drawn as a
+        wrap (out through one edge along the true, shortest displacement, back in through the opposite edge).
+        ``max_jump``: without ``period``, segments longer than this are skipped.
+        """
+        pts = np.asarray(pts, dtype=float)
         for p, q in zip(pts[:-1], pts[1:]):
+            if period is not None:
+                delta = q - p
+                delta = delta - period * np.round(delta / period)  # shortest displacement on the torus
+                if np.allclose(p + delta, q):
+                    self._segment(p, q, colour)
+                else:  # the wrap: leave through one edge, come back through the opposite one
+                    self._segment(p, p + delta, colour)
+                    self._segment(q - delta, q, colour)
+                continue
             if max_jump is not None and np.linalg.norm(q - p) > max_jump:
                 continue
-            n = int(np.ceil(np.linalg.norm(q - p) * self.k * 2)) + 2
-            t = np.linspace(0.0, 1.0, n)[:, None]
-            seg = p[None] * (1 - t) + q[None] * t
-            r, c = self._px(seg[:, 0], seg[:, 1])
-            ok = (r >= 0) & (r < self.h) & (c >= 0) & (c < self.w)
-            for dr in (0, 1):
-                for dc in (0, 1):
-                    rr = np.clip(r[ok] + dr, 0, self.h - 1)
-                    cc = np.clip(c[ok] + dc, 0, self.w - 1)
-                    self.image[rr, cc] = colour
+            self._segment(p, q, colour)
+
+    def _segment(self, p: np.ndarray, q: np.ndarray, colour: tuple[int, int, int]) -> None:
+        """A 2-pixel-wide straight segment, clipped to the canvas."""
+        n = int(np.ceil(np.linalg.norm(q - p) * self.k * 2)) + 2
+        t = np.linspace(0.0, 1.0, n)[:, None]
+        seg = p[None] * (1 - t) + q[None] * t
+        r, c = self._px(seg[:, 0], seg[:, 1])
+        ok = (r >= 0) & (r < self.h) & (c >= 0) & (c < self.w)
+        for dr in (0, 1):
+            for dc in (0, 1):
+                rr = np.clip(r[ok] + dr, 0, self.h - 1)
+                cc = np.clip(c[ok] + dc, 0, self.w - 1)
+                self.image[rr, cc] = colour
 
     def grid(self, step: float, colour: tuple[int, int, int] = GREY) -> None:
         """Light grid lines every ``step`` world units (through integer multiples of step)."""
@@ -77,9 +97,11 @@ class Canvas:
 
 
 def draw_goal_set_frame(canvas: Canvas, goals: np.ndarray, reached: set[tuple[int, int]],
-                        visited: set[tuple[int, int]], path: np.ndarray, max_jump: float | None = None) -> np.ndarray:
+                        visited: set[tuple[int, int]], path: np.ndarray, max_jump: float | None = None,
+                        period: float | None = None) -> np.ndarray:
     """Thesis Fig. 8.4 style: cyan = goals never reached, blue = goals reached, magenta = visited non-goal cells,
-    black line = the continuous trajectory, green dot = the start, black dot = the current position."""
+    black line = the continuous trajectory, green dot = the start, black dot = the current position.
+    ``period``: torus width (DriveSeek), so wrap-arounds are drawn as wraps (see :meth:`Canvas.polyline`)."""
     canvas.grid(1.0)
     goal_set = {(int(x), int(y)) for x, y in goals}
     for x, y in visited - goal_set:
@@ -87,7 +109,71 @@ def draw_goal_set_frame(canvas: Canvas, goals: np.ndarray, reached: set[tuple[in
     for x, y in goal_set:
         canvas.cell(x, y, Canvas.BLUE if (x, y) in reached else Canvas.CYAN, 0.8)
     if len(path) > 1:
-        canvas.polyline(path, Canvas.BLACK, max_jump=max_jump)
+        canvas.polyline(path, Canvas.BLACK, max_jump=max_jump, period=period)
     canvas.disc(path[0, 0], path[0, 1], 0.25, Canvas.GREEN)
     canvas.disc(path[-1, 0], path[-1, 1], 0.25, Canvas.BLACK)
     return canvas.image
+
+
+def _rgb(colour: tuple[int, int, int]) -> tuple[float, float, float]:
+    return tuple(c / 255 for c in colour)
+
+
+# Legend entries (label, RGB 0-255, marker kind) of each environment's rgb_array frame.
+GOAL_SET_LEGEND = [("goal never reached", Canvas.CYAN, "square"), ("goal reached", Canvas.BLUE, "square"),
+                   ("visited non-goal cell", Canvas.MAGENTA, "square"), ("trajectory", Canvas.BLACK, "line"),
+                   ("start", Canvas.GREEN, "dot"), ("final position", Canvas.BLACK, "dot")]
+FRAME_LEGENDS = {
+    "ContinuousSeek": [("goal box (not reached)", Canvas.CYAN, "square"), ("goal box (reached)", Canvas.BLUE, "square"),
+                       ("trajectory (coords 0, 1)", Canvas.MAGENTA, "line"), ("start", Canvas.GREEN, "dot"),
+                       ("final state", Canvas.BLACK, "dot")],
+    "DriveSeek": GOAL_SET_LEGEND,
+    "NoisySeek": GOAL_SET_LEGEND,
+    "BitFlipping": [("bit = 1", Canvas.BLACK, "square"), ("bit = 0", Canvas.WHITE, "square"),
+                    ("goal bit = 1 (last row)", Canvas.BLUE, "square")],
+}
+
+
+def frame_figure(frame: np.ndarray, title: str, legend: list[tuple[str, tuple[int, int, int], str]],
+                 xlabel: str = "", ylabel: str = "", width_in: float = 5.5):
+    """A matplotlib Figure of one rendered frame with a title and a legend beside it (readable at any frame
+    size: small frames are scaled up with nearest-neighbour pixels). Save it with ``fig.savefig(path, dpi=110)``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    h, w = frame.shape[:2]
+    height = max(width_in * h / w, 3.5) + 0.9  # short frames (BitFlipping early on) still get a readable figure
+    fig = plt.figure(figsize=(width_in + 2.6, height))
+    ax = fig.add_axes((0.03, 0.03, width_in / (width_in + 2.6) - 0.03, 1 - 0.9 / height))
+    ax.imshow(frame, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=11)
+    handles = []
+    for label, colour, kind in legend:
+        if kind == "line":
+            handles.append(Line2D([0], [0], color=_rgb(colour), lw=2, label=label))
+        elif kind == "dot":
+            handles.append(Line2D([0], [0], marker="o", color="w", markerfacecolor=_rgb(colour), markersize=9,
+                                  label=label))
+        else:
+            handles.append(Patch(facecolor=_rgb(colour), edgecolor="grey", label=label))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=9, frameon=False)
+    return fig
+
+
+def save_frame_figure(frame: np.ndarray, path, title: str, legend: list[tuple[str, tuple[int, int, int], str]],
+                      **kwargs):
+    """:func:`frame_figure` saved as a PNG at ``path`` (dpi 110); returns the path."""
+    import matplotlib.pyplot as plt
+
+    fig = frame_figure(frame, title, legend, **kwargs)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

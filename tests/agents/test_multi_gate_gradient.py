@@ -134,3 +134,26 @@ def test_sac_target_gate_gradient_through_reparameterised_action_and_entropy():
     _, grad_no_entropy = target_gradient(lambda b: value(b, 0.0), gates)
     assert (grad - grad_no_entropy).abs().max() > 1e-4  # the entropy term depends on the gates too
     assert torch.all(grad[gates == 0] == 0)
+
+
+def test_sac_partial_target_gate_gradient_holds_the_sampled_action_fixed():
+    from rlcert.agents.deepsets import DeepSetsSACPolicy
+    from rlcert.agents.multi_reengage import MultiReenGAGESAC
+
+    model = MultiReenGAGESAC(DeepSetsSACPolicy, noisy_env(), alpha=0.1, seed=0, policy_kwargs=SMALL,
+                             through_target_actor=False)
+    model.policy.double()
+    obs = goal_set_batch(seed=8)
+    gates = obs["desired_goal"][..., 0]
+    ent = torch.tensor(0.5, dtype=torch.float64)
+
+    def value(b):
+        torch.manual_seed(0)
+        return sac_next_value(model, obs, ent)(b)
+
+    _, grad = target_gradient(value, gates)
+    with torch.no_grad():
+        torch.manual_seed(0)
+        action, _ = model.actor.action_log_prob(obs)  # a' at the observation's own gates
+        fd = _fd_gate_gradient(lambda b: torch.cat(model.critic_target(obs, action, b), 1).min(1).values, gates)
+    torch.testing.assert_close(grad, fd, atol=1e-6, rtol=1e-5)

@@ -18,7 +18,7 @@ CONFIG = {
     "algo_kwargs": {"replay_buffer_class": "HerReplayBuffer",
                     "replay_buffer_kwargs": {"n_sampled_goal": 4, "goal_selection_strategy": "future"},
                     "action_noise": {"type": "normal", "sigma": 0.1}, "policy_kwargs": {"net_arch": [16, 16]},
-                    "batch_size": 16, "learning_starts": 50, "alpha": 0.2, "gamma": 0.95},
+                    "batch_size": 16, "learning_starts": 50, "alpha": 0.2, "gamma": 0.95, "goal_reduction": "mean"},
     "eval": {"freq": 200, "episodes": 3, "metric": "ever"},
 }
 
@@ -72,8 +72,7 @@ def test_overrides_and_validation(config_file):
         load_config(config_file, ["total_timesteps=-5"])
     with pytest.raises(ValueError, match="unknown config keys"):
         load_config(config_file, ["algo_kwarg.batch_size=3"])
-    with pytest.raises(SystemExit):
-        cli.main(["train", "--config", str(config_file), "--set", "algo=NoSuchAlgo", "--no-progress"])
+    assert cli.main(["train", "--config", str(config_file), "--set", "algo=NoSuchAlgo", "--no-progress"]) == 2
 
 
 def test_shipped_configs_load():
@@ -85,3 +84,51 @@ def test_shipped_configs_load():
         cfg = load_config(path)
         if cfg["algo"].startswith("ReenGAGE"):
             assert cfg["algo_kwargs"]["alpha"] in (0.1, 0.2, 0.3)
+
+
+@pytest.mark.parametrize("assignment, key", [
+    ("algo_kwargs.learning_rate=abc", "algo_kwargs.learning_rate"),
+    ("algo_kwargs.learnin_rate=0.001", "algo_kwargs.learnin_rate"),
+    ("algo_kwargs.batch_size=0", "algo_kwargs.batch_size"),
+    ("algo_kwargs.reengage_mode=bogus", "reengage_mode"),
+    ("algo_kwargs.action_noise.type=pink", "algo_kwargs.action_noise"),
+    ("env_kwargs.d=0", "d must be an integer >= 1, got 0"),
+    ("env_kwargs.dd=3", "env_kwargs.dd"),
+    ("env=rlcert/NoSuchEnv-v0", "NoSuchEnv"),
+    ("eval.freq=0", "eval.freq"),
+    ("eval.metric=median", "eval.metric"),
+    ("n_envs=two", "n_envs"),
+])
+def test_bad_values_are_one_line_errors_and_write_nothing(config_file, tmp_path, capsys, assignment, key):
+    log = tmp_path / "runs"
+    rc = cli.main(["train", "--config", str(config_file), "--log-dir", str(log), "--no-progress", "--set", assignment])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and key in err and len(err.splitlines()) == 1, err
+    assert not log.exists()
+
+
+def test_existing_run_is_refused_without_resume(config_file, tmp_path, capsys):
+    log = tmp_path / "runs"
+    args = ["train", "--config", str(config_file), "--log-dir", str(log), "--no-progress", "--threads", "1",
+            "--set", "total_timesteps=100", "--set", "eval.freq=50"]
+    assert cli.main(args) == 0
+    eval_csv = log / "tiny" / "seed0" / "eval.csv"
+    before = eval_csv.read_bytes()
+    capsys.readouterr()
+    assert cli.main(args + ["--set", "total_timesteps=150"]) == 2
+    err = capsys.readouterr().err
+    assert "--resume" in err and len(err.strip().splitlines()) == 1
+    assert eval_csv.read_bytes() == before  # nothing overwritten
+    assert cli.main(args + ["--set", "total_timesteps=150", "--resume"]) == 0
+    assert rows(eval_csv) == [0, 50, 100, 150]
+
+
+def test_final_step_is_evaluated_when_not_a_multiple_of_the_period(config_file, tmp_path):
+    log = tmp_path / "runs"
+    assert cli.main(["train", "--config", str(config_file), "--log-dir", str(log), "--no-progress", "--threads", "1",
+                     "--set", "total_timesteps=130", "--set", "eval.freq=50"]) == 0
+    assert rows(log / "tiny" / "seed0" / "eval.csv") == [0, 50, 100, 130]
+    # the checkpoint is the final model, so a resume to a larger budget continues from step 130
+    ckpt = ReenGAGEDDPG.load(log / "tiny" / "seed0" / "checkpoints" / "latest_model.zip",
+                             env=gym.make("rlcert/ContinuousSeek-v0", d=2))
+    assert ckpt.num_timesteps == 130

@@ -52,3 +52,18 @@ def test_deterministic_certifier_sees_eval_mode_too():
     for u, v in zip(a, b):
         np.testing.assert_array_equal(u, v)
     assert model.training
+
+
+def test_thresholded_patch_votes_use_eval_mode_too():
+    """Column smoothing with theta reads softmax scores through the adaptor (BN + dropout model left in train)."""
+    from rlcert.certify import ColumnSmoothing
+
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(32, 16), nn.BatchNorm1d(16), nn.Dropout(0.5), nn.Linear(16, 3))
+    x = torch.rand(3, 1, 4, 4)
+    cert = ColumnSmoothing(2, theta=0.3)
+    a = [c.counts for c in cert.certify(BaseClassifier(model.eval(), 3), x)]
+    b = [c.counts for c in cert.certify(BaseClassifier(model.train(), 3), x)]
+    for u, v in zip(a, b):
+        np.testing.assert_array_equal(u, v)
+    assert model.training

@@ -34,9 +34,11 @@ def setup(tmp_path):
     return tmp_path, model, data, x
 
 
-def args(model, data, out, *extra):
-    return ["--model", str(model), "--data", str(data), "--sigma", "0.3", "--n0", "20", "--n", "500",
-            "--batch", "64", "--out", str(out), "--no-progress", *extra]
+def args(model, data, out, *extra, sampling=True):
+    """CLI arguments; ``sampling=False`` leaves out the noise/sampling flags (deterministic methods refuse them)."""
+    noise = ["--sigma", "0.3", "--n0", "20", "--n", "500"] if sampling else []
+    return ["--model", str(model), "--data", str(data), *noise, "--batch", "64", "--out", str(out), "--no-progress",
+            *extra]
 
 
 def rows(path):
@@ -76,10 +78,11 @@ def test_round_trip_and_resume(setup):
 
 def test_skip_max_methods_and_plot(setup, capsys):
     tmp, model, data, _ = setup
-    for method, extra in [("laplace", []), ("uniform", ["--lambda", "0.4"]), ("ssn", []),
-                          ("gaussian", ["--two-bound"])]:
+    for method, extra in [("laplace", ["--sigma", "0.3"]), ("uniform", ["--lambda", "0.4"]),
+                          ("ssn", ["--sigma", "0.3"]), ("gaussian", ["--sigma", "0.3", "--two-bound"])]:
         out = tmp / f"{method}.tsv"
-        assert main(args(model, data, out, "--method", method, "--skip", "3", "--max", "3", *extra)) == 0
+        assert main(args(model, data, out, "--method", method, "--skip", "3", "--max", "3", "--n0", "20", "--n",
+                         "500", *extra, sampling=False)) == 0
         cols = load_tsv(out)
         assert list(cols["idx"]) == [0, 3, 6]
         assert set(cols["norm"]) == {"l2" if method == "gaussian" else "l1"}
@@ -87,8 +90,13 @@ def test_skip_max_methods_and_plot(setup, capsys):
     assert main(args(model, data, tmp / "g.tsv", "--plot", str(png))) == 0
     assert png.stat().st_size > 1000
     from rlcert.certify.cli.plot import main as plot_main
-    assert plot_main([str(tmp / "g.tsv"), str(tmp / "laplace.tsv"), "--out", str(tmp / "two.png")]) == 0
+    capsys.readouterr()
+    assert plot_main([str(tmp / "g.tsv"), str(tmp / "laplace.tsv"), "--labels", "g,lap", "--out",
+                      str(tmp / "two.png")]) == 0
     assert (tmp / "two.png").exists()
+    out = capsys.readouterr().out
+    assert "g: 12 points, l2 radii" in out and "lap: 3 points, l1 radii" in out  # one panel per norm
+    assert plot_main([str(tmp / "g.tsv"), "--labels", "a,b", "--out", str(tmp / "x.png")]) == 2
 
 
 def test_factory_with_weights_and_digits(tmp_path):
@@ -121,14 +129,15 @@ def test_bad_data_and_model(setup, capsys):
     tmp, model, _, _ = setup
     out = tmp / "bad.tsv"
     bad = tmp / "bad.npz"
-    np.savez(bad, x=np.zeros((3, 4), np.float32), y=np.zeros(3, np.int64))
-    assert main(args(model, bad, out)) == 2 and "(N, C, H, W)" in capsys.readouterr().err
+    np.savez(bad, x=np.zeros((3,), np.float32), y=np.zeros(3, np.int64))
+    assert main(args(model, bad, out)) == 2 and "(N, ...)" in capsys.readouterr().err
     nan = np.zeros((3, 1, 2, 2), np.float32)
     nan[1, 0, 0, 0] = np.nan
     np.savez(bad, x=nan, y=np.zeros(3, np.int64))
     assert main(args(model, bad, out)) == 2 and "NaN" in capsys.readouterr().err
     np.savez(bad, x=np.zeros((3, 1, 2, 2), np.float32) + 2, y=np.zeros(3, np.int64))
-    assert main(args(model, bad, out)) == 2 and "[0, 1]" in capsys.readouterr().err
+    assert main(args(model, bad, out, "--method", "ssn")) == 2  # only methods that need [0, 1] refuse it
+    assert "--method ssn: this noise needs inputs in [0, 1]" in capsys.readouterr().err
     np.savez(bad, x=np.zeros((3, 1, 5, 5), np.float32), y=np.zeros(2, np.int64))
     assert main(args(model, bad, out)) == 2 and "y must" in capsys.readouterr().err
     np.savez(bad, x=np.zeros((3, 1, 2, 2), np.float32), y=np.zeros(3, np.int64))
@@ -178,7 +187,7 @@ def test_plugin_certifier_flags_are_honoured(setup):
     try:
         tmp, model, data, x = setup
         out = tmp / "plugin.tsv"
-        assert main(args(model, data, out, "--method", "test-constant", "--radius", "2.5")) == 0
+        assert main(args(model, data, out, "--method", "test-constant", "--radius", "2.5", sampling=False)) == 0
         cols = load_tsv(out)
         assert np.all(cols["radius"] == 2.5) and set(cols["norm"]) == {"l0"}
         assert np.all(np.isnan(cols["p_lower"]))

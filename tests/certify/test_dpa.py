@@ -179,3 +179,59 @@ def test_partition_model_roundtrip_and_incomplete_folder(tmp_path):
         PartitionEnsemble.load(tmp_path)
     with pytest.raises(ValueError, match="no partition"):
         PartitionEnsemble.load(tmp_path / "empty")
+
+
+def three_nn_majority(samples, labels, xs):
+    """A learner that counts duplicates: majority label (ties: smallest class) among the 3 nearest training
+    samples, copies included (a sample present twice can fill two of the three places); empty -> class 0."""
+    xs = np.asarray(xs, dtype=float)
+    if len(samples) == 0:
+        return np.zeros(len(xs), dtype=np.int64)
+    d = np.abs(samples[None, :, 0] - xs[:, None])
+    near = np.argsort(d, axis=1, kind="stable")[:, :3]
+    counts = np.stack([(labels[near] == c).sum(1) for c in range(NUM_CLASSES)], 1)
+    return counts.argmax(1)
+
+
+def dpa_predict_multiset(train, labels, xs):
+    ids = dpa_partition(train, K_PART, hash_fn=toy_hash)
+    votes = np.zeros((len(xs), K_PART), dtype=np.int64)
+    for i in range(K_PART):
+        idx = partition_members(ids, i, train, labels)
+        votes[:, i] = three_nn_majority(train[idx], labels[idx], xs)
+    return votes
+
+
+def test_dpa_counts_insertions_and_deletions_with_multiplicity():
+    """The training set is a multiset and the learner counts copies: every U reached from T by at most rho_bar
+    single-copy insertions/deletions (inserting a second copy of a present sample counts as one) keeps the
+    prediction; one more change than rho_bar does flip some prediction (the certificate is not too generous)."""
+    rng = np.random.default_rng(1)
+    universe = [(s, y) for s in range(10) for y in range(2)]
+    checks = violations = flips_one_beyond = 0
+    for _trial in range(2):
+        base = [universe[j] for j in rng.choice(len(universe), 6, replace=False)]
+        t = sorted(base + base[:3])  # three samples present twice
+        train, labels = np.array([[s] for s, _ in t]), np.array([y for _, y in t])
+        pred, rho = certify_vote_matrix(dpa_predict_multiset(train, labels, XS), NUM_CLASSES)
+
+        def neighbours(multiset):
+            for j in range(len(multiset)):  # delete one copy
+                yield multiset[:j] + multiset[j + 1:]
+            for u in universe:  # insert one copy (also of a sample already present)
+                yield sorted(multiset + [u])
+
+        frontier = {tuple(t)}
+        for size in (1, 2):
+            frontier = {tuple(u) for m in frontier for u in neighbours(list(m))}
+            for u in frontier:
+                ut = np.array([[s] for s, _ in u]).reshape(-1, 1)
+                ul = np.array([y for _, y in u], dtype=np.int64)
+                p, _ = certify_vote_matrix(dpa_predict_multiset(ut, ul, XS), NUM_CLASSES)
+                certified = rho >= size
+                checks += int(certified.sum())
+                violations += int((p[certified] != pred[certified]).sum())
+                flips_one_beyond += int(((rho == size - 1) & (p != pred)).sum())
+    assert violations == 0
+    assert checks > 500
+    assert flips_one_beyond > 0

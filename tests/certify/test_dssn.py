@@ -131,10 +131,11 @@ def test_off_grid_input_rejected_and_cli_arguments():
     args = parser.parse_args(["--lambda", "0.5", "--q", "4"])
     built = DSSN.from_arguments(args)
     assert built.n_splits == 4 and built.q == 4
-    parser.add_argument("--sigma", type=float, default=None)  # the CLI's shared flag: lambda = sqrt(3) sigma
     assert DSSN.from_arguments(parser.parse_args(["--sigma", "0.5", "--q", "255"])).n_splits == 441
     with pytest.raises(ValueError, match="--lambda"):
         DSSN.from_arguments(parser.parse_args([]))
+    with pytest.raises(ValueError, match="exactly one"):
+        DSSN.from_arguments(parser.parse_args(["--sigma", "0.5", "--lambda", "1"]))
     # constant classifier: unanimous class 0 -> floor(N/2)/q
     (c,) = built.certify(clf, torch.tensor([[0.25, 0.5]]))
     assert c.prediction == 0 and c.radius == 2 / 4

@@ -205,3 +205,28 @@ def test_cli_and_validation():
         VariableLambda(LambdaDesign(4, 4, {1: 4}), p=0.5)
     with pytest.raises(ValueError, match="alpha"):
         DeterministicL0(alpha=0)
+
+
+@pytest.mark.parametrize("alpha", [1.0, 2.0, 3.0])
+def test_ecm_and_lp_modes_share_one_radius_convention(alpha):
+    """Same design, same alpha: the ECM radius D (units of sum_i g(|x_i - y_i|), g of the alpha = 1 design) and
+    the l_p radius r satisfy D = r^p, and D is sound by brute force over all level differences (and one step too
+    generous, 2 D, is not: a difference vector with sum g <= 2 D changes more than Kbar evaluations)."""
+    import itertools
+
+    q, d, p = 4, 3, 0.5
+    g = power_ecm(p)
+    design = milp_design(g, q, 12, time_limit=10)
+    lp = VariableLambda(design, p=p, alpha=alpha)
+    ecm = VariableLambda(design, p=None, g=g, alpha=alpha)
+    s = ecm.design.split_counts()
+    diffs = np.array(list(itertools.product(range(q + 1), repeat=d)))
+    changed = s[diffs].sum(1)
+    dist = g(diffs / q).sum(1)
+    too_generous_caught = False
+    for kbar in range(0, int(changed.max()) + 1):
+        assert ecm.radius(kbar) == pytest.approx(lp.radius(kbar) ** p, rel=1e-12)
+        inside = dist <= ecm.radius(kbar) + 1e-12
+        assert np.all(changed[inside] <= kbar)
+        too_generous_caught |= bool(np.any(changed[dist <= 2 * ecm.radius(kbar) + 1e-12] > kbar))
+    assert too_generous_caught

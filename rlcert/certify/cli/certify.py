@@ -1,21 +1,25 @@
 """``rlcert certify`` / ``python -m rlcert.certify``: certify a classifier on a data set, one TSV row per input.
 
-Example (the demo model; see README):
+Example (train the tiny digits CNN, certify 20 test digits with Gaussian noise, plot):
 
-    python -m rlcert.certify --model rlcert.certify.models:digits_cnn --weights runs/demo/certify/digits_cnn.pt \\
-        --data digits --method gaussian --sigma 0.25 --n 10000 --out runs/certify/gaussian.tsv --plot curve.png
+    python scripts/train_digits.py --epochs 5 --out runs/certify/digits_s0.25.pt
+    python -m rlcert.certify --model rlcert.certify.models:digits_cnn --weights runs/certify/digits_s0.25.pt \\
+        --data digits --method gaussian --sigma 0.25 --n 1000 --max 20 --out runs/certify/gaussian.tsv \\
+        --plot runs/certify/gaussian.png
 
 Model: a TorchScript file (``model.pt``), a ``torch.export`` archive (``model.pt2``), or
-``package.module:factory`` (called with no arguments) plus ``--weights state_dict.pt``; it must map
-what the method feeds it (``Certifier.base_input``: the raw x (B, C, H, W) in [0, 1] for noise methods and DSSN,
-(x, 1 - x) NULL channels for column/block, [upper, lower] bounds for variable-lambda/deterministic-l0) to logits
-(B, K). Methods that bring their own base classifier (dpa/ssdpa: ``--partitions-dir``) take no ``--model``.
-Data: ``digits`` (scikit-learn digits, held-out test split) or an ``.npz`` with ``x`` (N, C, H, W) in [0, 1] and
-``y`` (N,). Rerunning with the same ``--out`` resumes: indices already
-in the file are skipped (the run settings, kept next to it in ``<out>.json``, must match). ``--sigma`` is the
-noise standard deviation for every smoothing method (Laplace scale = sigma / sqrt 2, uniform/SSN half-width =
-sqrt(3) sigma); methods add their own flags (``--method NAME --help`` lists them). ``--alpha`` is the one-sided
-failure probability of each certificate (Cohen et al.'s convention).
+``package.module:factory`` (called with no arguments) plus ``--weights state_dict.pt``; it must map what the
+method feeds it (the raw x for the noise methods and DSSN, (x, 1 - x) NULL channels for column/block, [upper,
+lower] bounds for variable-lambda/deterministic-l0) to logits (B, K). ``--normalize`` puts a per-channel
+normalisation in front of it, so the noise (and the radius) stay in input units. Methods that bring their own base
+classifier (dpa/ssdpa: ``--partitions-dir``) take no ``--model``.
+Data: ``digits`` (scikit-learn digits, held-out test split), an ``.npz`` with ``x`` (N, ...) of any shape and
+``y`` (N,), ``imagefolder:DIR`` (DIR/<class>/<image>) or ``cifar10:DIR`` (CIFAR-10 python batches). Range and grid
+requirements are checked by the methods that have them (ssn, dssn, variable-lambda, deterministic-l0, column,
+block: inputs in [0, 1], on the 1/q grid for the deterministic l1/lp/l0 methods).
+Rerunning with the same ``--out`` resumes: indices already in the file are skipped (the run settings, kept next to
+it in ``<out>.json``, must match); Ctrl-C stops cleanly and keeps every finished row. ``--method NAME --help``
+lists that method's own flags (noise parameters, sampling budget).
 """
 
 from __future__ import annotations
@@ -39,32 +43,37 @@ from rlcert.certify.core.checks import check_count
 from rlcert.certify.core.classifier import BaseClassifier
 from rlcert.certify.core.registry import METHODS, get
 from rlcert.certify.core.smoothing import SmoothingCertifier
+from rlcert.certify.models.normalize import parse_normalize
 
-RESUME_KEYS = ("method", "sigma", "n0", "n", "alpha", "seed", "model", "weights", "data")
+RESUME_KEYS = ("method", "model", "weights", "data", "normalize")
+MAX_INPUTS_PER_CALL = 256
 
 
 def build_parser(method: str | None = None) -> argparse.ArgumentParser:
-    """The CLI parser with the shared flags, plus ``method``'s own flags when given."""
+    """The CLI parser: the flags every method shares, plus ``method``'s own flags (only those) when given."""
     p = argparse.ArgumentParser(prog="rlcert certify", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter, conflict_handler="resolve")
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=None,
                    help="TorchScript file, or package.module:factory (with --weights); not needed by methods that "
                         "bring their own base classifier (dpa, ssdpa: --partitions-dir)")
     p.add_argument("--weights", default=None, help="state dict (.pt) for a module:factory model")
+    p.add_argument("--normalize", default=None,
+                   help="per-channel normalisation inside the model: cifar10, imagenet or M1,M2,../S1,S2,.. "
+                        "(noise and radii stay in input units)")
     p.add_argument("--num-classes", type=int, default=None, help="number of classes (default: from the logits)")
-    p.add_argument("--data", default="digits", help="'digits' (default) or a .npz file with x, y")
+    p.add_argument("--data", default="digits",
+                   help="digits (default), a .npz with x (N, ...) and y (N,), imagefolder:DIR or cifar10:DIR")
     p.add_argument("--method", default="gaussian", help=f"certifier, one of {sorted(METHODS)} (default gaussian)")
-    p.add_argument("--sigma", type=float, default=None, help="noise standard deviation (smoothing methods)")
-    p.add_argument("--n0", type=int, default=100, help="selection samples per input (default 100)")
-    p.add_argument("--n", type=int, default=100_000, help="estimation samples per input (default 100000)")
-    p.add_argument("--alpha", type=float, default=0.001, help="failure probability, one-sided (default 0.001)")
-    p.add_argument("--batch", type=int, default=1000, help="noisy samples per forward pass (default 1000)")
+    p.add_argument("--batch", type=int, default=1000, help="base-classifier inputs per forward pass (default 1000)")
     p.add_argument("--inputs-per-call", type=int, default=None,
-                   help="inputs certified together (default: enough to fill a batch of selection samples)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="default auto")
+                   help="inputs certified together (default: ceil(batch / n0) so that one forward pass holds the "
+                        "selection samples of several inputs, at most 10 * batch / (n0 + n) inputs (samples of "
+                        f"about 10 forward passes), at least 1 and at most {MAX_INPUTS_PER_CALL}; methods without "
+                        f"n0/n: min(batch, {MAX_INPUTS_PER_CALL}))")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="where the model and the noise live (default auto: cuda when available)")
     p.add_argument("--skip", type=int, default=1, help="certify every skip-th input (default 1)")
     p.add_argument("--max", type=int, default=-1, help="certify at most this many inputs (-1: all)")
-    p.add_argument("--seed", type=int, default=0, help="seed; input idx uses a seed derived from (seed, idx)")
     p.add_argument("--out", required=True, type=Path, help="output TSV (resumed if it exists)")
     p.add_argument("--plot", default=None, type=Path, help="also write certified accuracy vs radius to this PNG")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -73,6 +82,26 @@ def build_parser(method: str | None = None) -> argparse.ArgumentParser:
         group = p.add_argument_group(f"--method {method}")
         get(method).add_arguments(group)
     return p
+
+
+def inputs_per_call(certifier: Certifier, batch: int) -> int:
+    """The default of ``--inputs-per-call`` (see its help)."""
+    n0, n = getattr(certifier, "n0", None), getattr(certifier, "n", None)
+    if n0 is None or n is None:
+        return max(1, min(batch, MAX_INPUTS_PER_CALL))
+    return max(1, min(math.ceil(batch / n0), (10 * batch) // (n0 + n), MAX_INPUTS_PER_CALL))
+
+
+def refused_spelling(method: str, argv: list[str]) -> str | None:
+    """A one-line error when argv uses a flag spelling that this method renamed (``renamed_flags``)."""
+    for old, new in getattr(get(method), "renamed_flags", {}).items():
+        if any(a == old or a.startswith(old + "=") for a in argv):
+            return f"--method {method} takes {new}, not {old} ({old} {new_meaning(old)}); see --method {method} --help"
+    return None
+
+
+def new_meaning(flag: str) -> str:
+    return {"--lambda": "means a half-width (uniform, ssn, dssn) in every method that has it"}.get(flag, "was renamed")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -117,7 +146,7 @@ def load_model(spec: str, weights: str | None, device: torch.device) -> torch.nn
 
 
 def build_classifier(certifier: Certifier, args: argparse.Namespace, x_all: Any, y_all: Any,
-                     device: torch.device) -> Any:
+                     device: torch.device, normalize: torch.nn.Module | None = None) -> Any:
     """The base classifier: the certifier's own (``base_classifier()``, e.g. DPA's ensemble) or ``--model``.
 
     A ``--model`` is probed on ``certifier.base_input(x)`` -- what the certifier will feed it (e.g. the (x, 1 - x)
@@ -135,6 +164,8 @@ def build_classifier(certifier: Certifier, args: argparse.Namespace, x_all: Any,
     if args.model is None:
         raise ValueError(f"--model is required for --method {args.method} (a TorchScript file or module:factory)")
     model = load_model(args.model, args.weights, device)
+    if normalize is not None:
+        model = torch.nn.Sequential(normalize, model).to(device).eval()
     with torch.no_grad():
         try:
             example = certifier.base_input(torch.as_tensor(x_all[:1], device=device))
@@ -157,25 +188,30 @@ def build_classifier(certifier: Certifier, args: argparse.Namespace, x_all: Any,
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Certify according to parsed ``args``; returns a summary. Raises ValueError on bad input before writing."""
+    """Certify according to parsed ``args``; returns a summary. Raises ValueError on bad input before writing.
+
+    KeyboardInterrupt propagates after the rows finished so far are flushed (``main`` turns it into one line)."""
     check_count(args.skip, "--skip", 1)
     check_count(args.max, "--max", -1)
     check_count(args.batch, "--batch", 1)
+    if args.inputs_per_call is not None:
+        check_count(args.inputs_per_call, "--inputs-per-call", 1)
     if args.threads is not None:
         check_count(args.threads, "--threads", 1)
         torch.set_num_threads(args.threads)
     cls = get(args.method)
     certifier = cls.from_arguments(args)  # validates sigma, n0, n, alpha, ...
     device = resolve_device(args.device)
+    normalize = parse_normalize(args.normalize) if args.normalize is not None else None
     x_all, y_all = load_data(args.data)
-    classifier = build_classifier(certifier, args, x_all, y_all, device)
+    classifier = build_classifier(certifier, args, x_all, y_all, device, normalize)
 
     indices = list(range(0, len(x_all), args.skip))
     if args.max >= 0:
         indices = indices[: args.max]
     meta = {key: (str(getattr(args, key)) if getattr(args, key) is not None else None) for key in RESUME_KEYS}
-    meta["method_args"] = {a: str(v) for a, v in sorted(vars(args).items())
-                           if a not in vars(build_parser().parse_args(["--out", "o"]))}
+    meta["method_args"] = {a: str(v) for a, v in sorted(vars(args).items())  # unset (None) flags are left out,
+                           if v is not None and a not in vars(build_parser().parse_args(["--out", "o"]))}
     meta_path = args.out.with_name(args.out.name + ".json")
     done: set[int] = set()
     if args.out.exists():
@@ -186,11 +222,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if diff:
                 raise ValueError(f"--out {args.out} was written with other settings {diff}; use another --out")
     todo = [i for i in indices if i not in done]
-    group = args.inputs_per_call
-    if group is None:
-        n0, n = getattr(certifier, "n0", 1), getattr(certifier, "n", 1)
-        group = max(1, min(math.ceil(args.batch / n0), (10 * args.batch) // (n0 + n), 256))
-    check_count(group, "--inputs-per-call", 1)
+    group = args.inputs_per_call or inputs_per_call(certifier, args.batch)
+    if todo:
+        certifier.validate_inputs(torch.as_tensor(x_all[todo]))  # range / grid / shape, before writing anything
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     meta_path.write_text(json.dumps(meta, indent=1) + "\n")
@@ -211,9 +245,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             else:
                 certs = certifier.certify(classifier, xb)
             per_input = (time.perf_counter() - t0) / len(idx)
-            for i, c in zip(idx, certs):
-                print(format_row(i, int(y_all[i]), c.prediction, c.radius, per_input, c.p_lower, c.norm),
-                      file=f, flush=True)
+            f.write("".join(format_row(i, int(y_all[i]), c.prediction, c.radius, per_input, c.p_lower, c.norm) + "\n"
+                            for i, c in zip(idx, certs)))
+            f.flush()
             bar.update(len(idx))
     summary = {"certified": len(todo), "skipped_done": len(indices) - len(todo), "out": str(args.out),
                "seconds": time.perf_counter() - t_start}
@@ -226,21 +260,38 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
+def rows_kept(out: Path) -> int:
+    """Complete rows in a certification TSV (0 if it does not exist)."""
+    try:
+        return len(read_done(out))
+    except (OSError, ValueError):
+        return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--method", default="gaussian")
+    pre.add_argument("--out", type=Path, default=None)
     known, _ = pre.parse_known_args(argv)
     if known.method not in METHODS:
         print(f"rlcert certify: error: --method must be one of {sorted(METHODS)}, got {known.method!r}",
               file=sys.stderr)
         return 2
-    args = build_parser(known.method).parse_args(argv)
+    refused = refused_spelling(known.method, argv)
+    if refused:
+        print(f"rlcert certify: error: {refused}", file=sys.stderr)
+        return 2
     try:
+        args = build_parser(known.method).parse_args(argv)
         summary = run(args)
     except ValueError as e:
         print(f"rlcert certify: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        kept = rows_kept(known.out) if known.out is not None else 0
+        print(f"interrupted: {kept} rows kept; rerun to resume", file=sys.stderr, flush=True)
+        return 130
     print(f"certified {summary['certified']} inputs ({summary['skipped_done']} already done) "
           f"in {summary['seconds']:.1f} s -> {summary['out']}")
     return 0

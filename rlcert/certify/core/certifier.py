@@ -33,6 +33,11 @@ class Certifier(abc.ABC):
         input shape before certifying."""
         return x
 
+    def validate_inputs(self, x: torch.Tensor) -> None:
+        """Raise ValueError naming the method and its requirement when the batch x (N, ...) does not suit it (e.g.
+        [0, 1] or the 1/q grid); the CLI calls it on every selected input before writing anything. Default: any
+        shape and range."""
+
     def base_classifier(self) -> Any | None:
         """A base classifier the certifier brings itself (e.g. DPA's partition ensemble loaded from its own
         flags), or None (default) when the caller supplies one (e.g. the CLI's ``--model``)."""

@@ -47,6 +47,11 @@ class BaseClassifier:
             for m, mode in zip(modules, modes):
                 m.training = mode
 
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's raw output on x (B, *input_shape), in eval mode under inference mode (as ``predict``)."""
+        with torch.inference_mode():
+            return self._forward(x)
+
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Labels (B,) int64 of the base classifier on x (B, *input_shape); see the class docstring."""
         with torch.inference_mode():

@@ -17,10 +17,14 @@ METHOD_MODULES: list[str] = [
     "rlcert.certify.randomized.laplace",
     "rlcert.certify.randomized.uniform",
     "rlcert.certify.randomized.ssn",
+    "rlcert.certify.randomized.ablation",
+    "rlcert.certify.randomized.wasserstein",
     "rlcert.certify.deterministic.dssn",
     "rlcert.certify.deterministic.variable_lambda",
     "rlcert.certify.deterministic.patch",
     "rlcert.certify.poisoning.dpa",
+    "rlcert.certify.locally_biased.certifier",
+    "rlcert.certify.adaptive.certifier",
 ]
 
 METHODS: dict[str, type[Certifier]] = {}

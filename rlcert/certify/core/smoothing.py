@@ -18,7 +18,6 @@ owns the sampling protocol and the statistics:
 
 from __future__ import annotations
 
-import abc
 import argparse
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -40,26 +39,34 @@ from rlcert.certify.core.stats import (
 )
 
 PREDICT_VARIANTS = ("two_sided", "one_sided")
+
 CERTIFY_STREAM, PREDICT_STREAM = 0, 1
 
 
-def check_inputs(x: Any, device: torch.device, bounded: bool = False) -> torch.Tensor:
-    """Validate a batch x of shape (N, *input_shape): finite floats (in [0, 1] if ``bounded``); move to device."""
+def check_inputs(x: Any, device: torch.device, bounded: bool = False, method: str | None = None) -> torch.Tensor:
+    """Validate a batch x of shape (N, *input_shape) of finite numbers (any range, unless ``bounded``: [0, 1], for
+    noises that need it); return it as a float tensor on ``device``. Errors name ``method`` when given."""
+    who = f"--method {method}: " if method else ""
     if not isinstance(x, torch.Tensor):
         x = torch.as_tensor(np.asarray(x))
     if x.ndim < 2 or x.shape[0] == 0:
-        raise ValueError(f"x must have shape (N, *input_shape) with N >= 1, got {tuple(x.shape)}")
+        raise ValueError(f"{who}x must have shape (N, *input_shape) with N >= 1, got {tuple(x.shape)}")
     if not torch.is_floating_point(x):
         x = x.float()
     if not bool(torch.isfinite(x).all()):
-        raise ValueError("x contains NaN or infinite values")
+        raise ValueError(f"{who}x contains NaN or infinite values")
     if bounded and (float(x.min()) < 0.0 or float(x.max()) > 1.0):
-        raise ValueError(f"x must lie in [0, 1] for this method, got range [{float(x.min())}, {float(x.max())}]")
+        raise ValueError(f"{who}this noise needs inputs in [0, 1], got range [{float(x.min()):g}, "
+                         f"{float(x.max()):g}]")
     return x.to(device)
 
 
 class SmoothingCertifier(Certifier):
     """Base class of the randomized-smoothing certifiers (Gaussian, Laplace, uniform, SSN, ...).
+
+    The noise: a ``rlcert.certify.randomized.noise.Noise`` object (``noise=``; its ``perturb_`` fills the Monte
+    Carlo buffers, its ``radius`` turns p_lower into the certificate, and its ``sample`` augments training with the
+    same law). A subclass may instead override ``perturb_`` and ``radius`` (and ``radius_two_bound``) itself.
 
     Sampling parameters: ``n0`` selection samples and ``n`` estimation samples per input, failure probability
     ``alpha`` (one-sided, Cohen's convention; ``cp_mode="two_sided"`` for rs4a's), ``batch`` noisy samples per
@@ -67,10 +74,14 @@ class SmoothingCertifier(Certifier):
     are given to ``certify``/``predict``: the CLI passes data-set indices so resumed runs match).
     """
 
-    bounded_inputs: ClassVar[bool] = False  # True when the noise needs x in [0, 1] (SSN)
+    bounded_inputs: ClassVar[bool] = False  # True when a subclass's own perturb_ needs x in [0, 1]
+    noise_class: ClassVar[type | None] = None  # the Noise subclass built from --sigma / lambda_flag (CLI)
+    lambda_flag: ClassVar[tuple[str, str] | None] = None  # (flag, help) for the noise's own parameter lambd
+    renamed_flags: ClassVar[dict[str, str]] = {}  # old spelling -> new flag, refused by the CLI with a hint
 
     def __init__(self, n0: int = 100, n: int = 100_000, alpha: float = 0.001, batch: int = 1000, seed: int = 0,
-                 cp_mode: str = "one_sided", two_bound: bool = False) -> None:
+                 cp_mode: str = "one_sided", two_bound: bool = False, noise: Any = None) -> None:
+        self.noise = noise
         self.n0 = check_count(n0, "n0")
         self.n = check_count(n, "n")
         self.alpha = check_alpha(alpha)
@@ -80,35 +91,92 @@ class SmoothingCertifier(Certifier):
             raise ValueError(f"cp_mode must be one of {CP_MODES}, got {cp_mode!r}")
         self.cp_mode = cp_mode
         self.two_bound = bool(two_bound)
-        if self.two_bound and type(self).radius_two_bound is SmoothingCertifier.radius_two_bound:
+        if self.two_bound and not self.has_two_bound:
             raise ValueError(f"two_bound=True is not available for --method {self.name}")
 
-    # ---- the two things a noise module defines -------------------------------------------------------------
-    @abc.abstractmethod
+    # ---- the noise: how to perturb, and how p_lower becomes a radius -----------------------------------------
+    @property
+    def sigma(self) -> float:
+        """The noise's per-coordinate standard deviation."""
+        return self._noise().sigma
+
+    @property
+    def lambd(self) -> float:
+        """The noise's own parameter (``noise.lambda_meaning``: std, Laplace scale, half-width)."""
+        return self._noise().lambd
+
+    @property
+    def needs_unit_interval(self) -> bool:
+        return bool(self.bounded_inputs or getattr(self.noise, "unit_interval", False))
+
+    @property
+    def has_two_bound(self) -> bool:
+        if type(self).radius_two_bound is not SmoothingCertifier.radius_two_bound:
+            return True
+        return self.noise is not None and bool(self.noise.has_two_bound)
+
+    def _noise(self) -> Any:
+        if self.noise is None:
+            raise NotImplementedError(f"{type(self).__name__} has no noise object: pass noise= or override "
+                                      "perturb_ and radius")
+        return self.noise
+
     def perturb_(self, out: torch.Tensor, x: torch.Tensor, generator: torch.Generator) -> None:
         """Fill ``out`` (m, *input_shape) in place with m noisy versions of x (*input_shape), using ``generator``."""
+        self._noise().perturb_(out, x, generator)
 
-    @abc.abstractmethod
     def radius(self, p_lower: np.ndarray) -> np.ndarray:
         """Certified radius from a lower bound p_lower > 1/2 on the top-class probability (p_B := 1 - p_lower)."""
+        return self._noise().radius(p_lower)
 
     def radius_two_bound(self, p_lower: np.ndarray, p_upper: np.ndarray) -> np.ndarray:
         """Radius from p_lower on c_A and p_upper on every other class (p_lower > p_upper)."""
-        raise ValueError(f"two_bound=True is not available for --method {self.name}")
+        if self.noise is None or not self.noise.has_two_bound:
+            raise ValueError(f"two_bound=True is not available for --method {self.name}")
+        return self.noise.radius_two_bound(p_lower, p_upper)
 
     # ---- CLI -------------------------------------------------------------------------------------------------
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Noise flags (``--sigma`` and the noise's own ``lambda_flag``) and the sampling flags."""
+        nc = cls.noise_class
+        if nc is not None:
+            conv = "" if cls.lambda_flag is None else f" ({cls.lambda_flag[0]} = {nc.lambda_per_sigma:.6g} sigma)"
+            parser.add_argument("--sigma", type=float, default=None,
+                                help=f"noise standard deviation per coordinate{conv}")
+            if cls.lambda_flag is not None:
+                parser.add_argument(cls.lambda_flag[0], dest="lambd", type=float, default=None,
+                                    metavar=cls.lambda_flag[0].lstrip("-").upper(),
+                                    help=f"{cls.lambda_flag[1]}; instead of --sigma")
+        parser.add_argument("--n0", type=int, default=100, help="selection samples per input (default 100)")
+        parser.add_argument("--n", type=int, default=100_000, help="estimation samples per input (default 100000)")
+        parser.add_argument("--alpha", type=float, default=0.001,
+                            help="failure probability of each certificate, one-sided (default 0.001)")
+        parser.add_argument("--seed", type=int, default=0,
+                            help="noise seed; input idx uses a seed derived from (seed, idx) (default 0)")
         parser.add_argument("--cp-mode", choices=CP_MODES, default="one_sided",
                             help="Clopper-Pearson convention: one_sided at alpha (Cohen, default) or two_sided")
-        parser.add_argument("--two-bound", action="store_true",
-                            help="bound p_A and p_B separately (Bonferroni split of alpha)")
+        if nc is None or nc.supports_two_bound():
+            parser.add_argument("--two-bound", action="store_true",
+                                help="bound p_A and p_B separately (Bonferroni split of alpha)")
+
+    @classmethod
+    def noise_scale(cls, args: argparse.Namespace) -> tuple[float | None, float | None]:
+        """(sigma, lambd) from the CLI: exactly one of --sigma or the noise's own flag."""
+        sigma, lambd = getattr(args, "sigma", None), getattr(args, "lambd", None)
+        flags = "--sigma" + ("" if cls.lambda_flag is None else f" or {cls.lambda_flag[0]}")
+        if (sigma is None) == (lambd is None):
+            raise ValueError(f"--method {cls.name} needs exactly one of {flags}")
+        return sigma, lambd
 
     @classmethod
     def sampling_kwargs(cls, args: argparse.Namespace) -> dict[str, Any]:
-        """The shared CLI flags as constructor keywords."""
+        """The sampling CLI flags as constructor keywords."""
         return dict(n0=args.n0, n=args.n, alpha=args.alpha, batch=args.batch, seed=args.seed,
                     cp_mode=getattr(args, "cp_mode", "one_sided"), two_bound=getattr(args, "two_bound", False))
+
+    def validate_inputs(self, x: torch.Tensor) -> None:
+        check_inputs(x, torch.device("cpu"), self.needs_unit_interval, self.name)
 
     # ---- CERTIFY / PREDICT -------------------------------------------------------------------------------------
     def _generators(self, n_inputs: int, seeds: Sequence[int] | None, stream: int, device: torch.device):
@@ -123,14 +191,14 @@ class SmoothingCertifier(Certifier):
     def sample(self, classifier: Any, x: torch.Tensor, num: int, seeds: Sequence[int] | None = None,
                stream: int = CERTIFY_STREAM, generators: list[torch.Generator] | None = None) -> np.ndarray:
         """Counts (N, K) of the base classifier on ``num`` noisy samples of each input."""
-        x = check_inputs(x, classifier.device, self.bounded_inputs)
+        x = check_inputs(x, classifier.device, self.needs_unit_interval, self.name)
         if generators is None:
             generators = self._generators(x.shape[0], seeds, stream, x.device)
         return sample_counts(classifier, x, check_count(num, "num"), self.perturb_, generators, self.batch)
 
     def certify(self, classifier: Any, x: torch.Tensor, seeds: Sequence[int] | None = None) -> list[Certificate]:
         """CERTIFY each input of x (N, *input_shape); returns N certificates (see the module docstring)."""
-        x = check_inputs(x, classifier.device, self.bounded_inputs)
+        x = check_inputs(x, classifier.device, self.needs_unit_interval, self.name)
         gens = self._generators(x.shape[0], seeds, CERTIFY_STREAM, x.device)
         counts0 = sample_counts(classifier, x, self.n0, self.perturb_, gens, self.batch)   # selection
         c_hat = counts0.argmax(axis=1)

@@ -29,6 +29,7 @@ from rlcert.certify.core.registry import register
 from rlcert.certify.core.votes import vote_certificates
 from rlcert.certify.deterministic.enumeration import (
     add_argument_once,
+    add_quantisation_arguments,
     check_batch_size,
     device_of,
     enumerate_counts,
@@ -104,9 +105,12 @@ class DSSN(Certifier):
         j = torch.randint(self.n_splits, (x.shape[0],), generator=generator)
         return self.smooth(x, j)
 
+    def validate_inputs(self, x: torch.Tensor) -> None:
+        quantise(x, self.q, name=f"--method {self.name}: x")
+
     def certify(self, classifier: Any, x: torch.Tensor) -> list[Certificate]:
         num_classes = self.num_classes or classifier.num_classes
-        levels = quantise(x, self.q).flatten(1).cpu()
+        levels = quantise(x, self.q, name=f"--method {self.name}: x").flatten(1).cpu()
         v = self.offsets(levels.shape[1]).to(device_of(classifier))
         shape = tuple(x.shape[1:])
 
@@ -121,19 +125,19 @@ class DSSN(Certifier):
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        g = parser  # the CLI already puts method flags in their own group (nesting groups is deprecated)
-        add_argument_once(g, "--lambda", dest="lam", type=float, default=None,
-                          help="DSSN half-width lambda; N = floor(2 lambda q) outcomes (or --sigma: lambda = "
-                               "sqrt(3) sigma)")
-        add_argument_once(g, "--q", type=int, default=255, help="quantisation levels q (inputs on {0,1/q,..,1})")
-        add_argument_once(g, "--offset-seed", type=int, default=0, help="seed of the fixed offsets v (default 0)")
+        add_argument_once(parser, "--lambda", dest="lam", type=float, default=None,
+                          help="half-width lambda of the splitting noise (bin width 2 lambda): N = floor(2 lambda q) "
+                               "outcomes; instead of --sigma")
+        add_argument_once(parser, "--sigma", type=float, default=None,
+                          help="standard deviation of the matching uniform noise (lambda = sqrt(3) sigma)")
+        add_quantisation_arguments(parser)
 
     @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> DSSN:
         lam = getattr(args, "lam", None)
         sigma = getattr(args, "sigma", None)
-        if lam is None and sigma is None:
-            raise ValueError("--method dssn needs --lambda (> 0) or --sigma (lambda = sqrt(3) sigma)")
+        if (lam is None) == (sigma is None):
+            raise ValueError("--method dssn needs exactly one of --lambda (> 0) or --sigma (lambda = sqrt(3) sigma)")
         if lam is None:
             lam = math.sqrt(3) * sigma
         return cls(lam, q=args.q, seed=args.offset_seed, batch_size=getattr(args, "batch", None) or 1024)

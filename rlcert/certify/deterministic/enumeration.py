@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterable
 from typing import Any
 
@@ -74,3 +75,11 @@ def enumerate_counts(classifier: Any, levels: torch.Tensor, n_outcomes: int, bat
             raise ValueError(f"base classifier returned labels outside [0, {num_classes})")
         counts.index_put_((ii.cpu(), labels), torch.ones_like(labels), accumulate=True)
     return counts.numpy()
+
+
+def add_quantisation_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--q`` and ``--offset-seed``, shared by the grid-based deterministic methods."""
+    add_argument_once(parser, "--q", type=int, default=255, help="quantisation levels q: inputs on {0, 1/q, .., 1} "
+                      "(default 255)")
+    add_argument_once(parser, "--offset-seed", type=int, default=0,
+                      help="seed of the fixed cyclic offsets v (part of the model; default 0)")

@@ -85,8 +85,7 @@ def _votes(classifier: Any, batch: torch.Tensor, theta: float | None, num_classe
         return torch.nn.functional.one_hot(labels, num_classes)
     if getattr(classifier, "returns", "logits") != "logits":
         raise ValueError("theta (vote threshold) needs a base classifier that returns logits")
-    with torch.no_grad():
-        probs = torch.softmax(classifier.model(batch).float(), dim=1).cpu()
+    probs = torch.softmax(classifier.logits(batch).float(), dim=1).cpu()  # eval mode, inference mode
     if probs.shape[1] != num_classes:
         raise ValueError(f"model must return logits of shape (B, {num_classes}), got {tuple(probs.shape)}")
     return (probs >= theta).long()
@@ -147,11 +146,19 @@ class _PatchSmoothing(Certifier):
 
     def _check_shape(self, x: torch.Tensor) -> tuple[int, int]:
         if x.ndim != 4:
-            raise ValueError(f"patch smoothing takes images of shape (N, C, H, W), got {tuple(x.shape)}")
+            raise ValueError(f"--method {self.name} takes images of shape (N, C, H, W), got {tuple(x.shape)}")
         h, w = x.shape[2:]
         if self.size > min(h, w):
-            raise ValueError(f"band/block size s must be <= image side {min(h, w)}, got {self.size}")
+            raise ValueError(f"--method {self.name}: band/block size s must be <= image side {min(h, w)}, "
+                             f"got {self.size}")
         return h, w
+
+    def validate_inputs(self, x: torch.Tensor) -> None:
+        """Images (N, C, H, W) in [0, 1]: the NULL encoding (x, 1 - x) tells kept pixels from ablated ones (0, 0)."""
+        self._check_shape(x)
+        if x.numel() and (float(x.min()) < 0.0 or float(x.max()) > 1.0):
+            raise ValueError(f"--method {self.name} needs inputs in [0, 1] (the (x, 1 - x) NULL encoding), got "
+                             f"range [{float(x.min()):g}, {float(x.max()):g}]")
 
     def base_input(self, x: torch.Tensor) -> torch.Tensor:
         """The (1, 2C, H, W) NULL-encoded input with only the first band/block kept."""
@@ -181,6 +188,7 @@ class _PatchSmoothing(Certifier):
         return counts.numpy()
 
     def certify(self, classifier: Any, x: torch.Tensor) -> list[Certificate]:
+        self.validate_inputs(x)
         h, w = self._check_shape(x)
         counts = self.vote_counts(classifier, x)
         preds, kbars = vote_certificates(counts)
@@ -193,16 +201,13 @@ class _PatchSmoothing(Certifier):
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        g = parser  # the CLI already puts method flags in their own group (nesting groups is deprecated)
-        add_argument_once(g, "--band-width", type=int, default=4, help="column smoothing band width s (default 4)")
-        add_argument_once(g, "--block-size", type=int, default=4, help="block smoothing block side s (default 4)")
-        add_argument_once(g, "--theta", type=float, default=None,
+        """Flags shared by column and block smoothing (each subclass adds its size flag first)."""
+        add_argument_once(parser, "--theta", type=float, default=None,
                           help="vote threshold: f_c = 1[softmax_c >= theta]; omit for top-1 votes")
-        add_argument_once(g, "--stride", type=int, default=1, help="evaluate every stride-th position (default 1)")
-        add_argument_once(g, "--retain", type=int, default=1,
+        add_argument_once(parser, "--stride", type=int, default=1,
+                          help="evaluate every stride-th position (default 1)")
+        add_argument_once(parser, "--retain", type=int, default=1,
                           help="kappa grid-aligned bands/blocks kept per evaluation (App. E.4; default 1)")
-        add_argument_once(g, "--orientation", choices=["columns", "rows"], default="columns",
-                          help="column smoothing: bands of columns (default) or of rows")
 
 
 @register
@@ -239,6 +244,13 @@ class ColumnSmoothing(_PatchSmoothing):
         return max_meeting(grid_axis_masks(h if self.orientation == "rows" else w, self.size), m)
 
     @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--band-width", type=int, default=4, help="band width s in pixels (default 4)")
+        parser.add_argument("--orientation", choices=["columns", "rows"], default="columns",
+                            help="bands of columns (default) or of rows")
+        super().add_arguments(parser)
+
+    @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> ColumnSmoothing:
         return cls(args.band_width, theta=args.theta, stride=args.stride, orientation=args.orientation,
                    retain=getattr(args, "retain", 1),
@@ -266,6 +278,11 @@ class BlockSmoothing(_PatchSmoothing):
 
     def units_touched(self, h: int, w: int, m: int) -> int:
         return max_meeting(grid_axis_masks(h, self.size), m) * max_meeting(grid_axis_masks(w, self.size), m)
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--block-size", type=int, default=4, help="block side s in pixels (default 4)")
+        super().add_arguments(parser)
 
     @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> BlockSmoothing:

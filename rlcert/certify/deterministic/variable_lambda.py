@@ -37,6 +37,7 @@ from rlcert.certify.core.registry import register
 from rlcert.certify.core.votes import vote_certificate, vote_certificates
 from rlcert.certify.deterministic.enumeration import (
     add_argument_once,
+    add_quantisation_arguments,
     check_batch_size,
     count_votes,
     device_of,
@@ -131,19 +132,25 @@ class VariableLambda(Certifier):
         return self.encode(x, torch.randint(self.budget, (x.shape[0],), generator=generator))
 
     def radius(self, kbar: int) -> float:
-        """Certified radius for Kbar: ``(alpha Kbar / B)^(1/p)`` (l_p) or ``Kbar / B`` (ECM units)."""
+        """Certified radius for Kbar, one convention for both modes: ``D = alpha Kbar / B`` (= Kbar / B0) is the
+        certified distance ``sum_i g(|x_i - y_i|)`` for the alpha = 1 design's g (S(k) <= B0 g(k/q)); the ECM mode
+        reports D, the l_p mode (g = z^p) reports ``D^(1/p)``, the l_p norm with ``||x - y||_p^p <= D``."""
+        distance = self.alpha * kbar / self.budget
         if self.p is None:
-            return kbar / self.budget
-        return (self.alpha * kbar / self.budget) ** (1.0 / self.p)
+            return distance
+        return distance ** (1.0 / self.p)
 
     def certified_between(self, levels_x: np.ndarray, levels_y: np.ndarray, kbar: int) -> bool:
         """The exact (tightest) check: sum_i S(|X_i - Y_i|) <= Kbar."""
         s = self.design.split_counts()
         return int(s[np.abs(np.asarray(levels_x) - np.asarray(levels_y))].sum()) <= kbar
 
+    def validate_inputs(self, x: torch.Tensor) -> None:
+        quantise(x, self.q, name=f"--method {self.name}: x")
+
     def certify(self, classifier: Any, x: torch.Tensor) -> list[Certificate]:
         num_classes = self.num_classes or classifier.num_classes
-        levels = quantise(x, self.q).flatten(1).cpu()
+        levels = quantise(x, self.q, name=f"--method {self.name}: x").flatten(1).cpu()
         shape = tuple(x.shape[1:])
         counts = enumerate_counts(classifier, levels, self.budget, self.batch_size, num_classes,
                                   lambda rows, b: self._encode(rows, b, shape))
@@ -152,20 +159,17 @@ class VariableLambda(Certifier):
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        g = parser  # the CLI already puts method flags in their own group (nesting groups is deprecated)
-        add_argument_once(g, "--p", type=float, default=0.5, help="fractional l_p exponent in (0, 1] (default 0.5)")
-        add_argument_once(g, "--lambda-alpha", type=float, default=1.0,
-                          help="variable-lambda: 1/alpha-Lipschitz, B = budget * alpha outcomes (alpha >= 1)")
-        add_argument_once(g, "--l0-alpha", type=int, default=10,
-                          help="deterministic-l0: number of evaluations alpha (each feature kept in one)")
-        add_argument_once(g, "--budget", type=int, default=1000, help="variable-lambda outcomes per unit alpha")
-        add_argument_once(g, "--design", choices=["published", "milp"], default="published",
+        add_argument_once(parser, "--p", type=float, default=0.5,
+                          help="fractional l_p exponent in (0, 1] (default 0.5)")
+        add_argument_once(parser, "--lambda-alpha", type=float, default=1.0,
+                          help="1/alpha-Lipschitz smoothing: B = budget * alpha outcomes (alpha >= 1; default 1)")
+        add_argument_once(parser, "--budget", type=int, default=1000,
+                          help="outcomes B0 of the alpha = 1 design (default 1000)")
+        add_argument_once(parser, "--design", choices=["published", "milp"], default="published",
                           help="w design: the thesis' (p = 1/2, 1/3 at q = 255, budget 1000) or solve the MILP")
-        add_argument_once(g, "--milp-time", type=float, default=120.0, help="MILP time limit in seconds")
-        add_argument_once(g, "--q", type=int, default=255, help="quantisation levels q (inputs on {0,1/q,..,1})")
-        add_argument_once(g, "--offset-seed", type=int, default=0, help="seed of the fixed offsets v (default 0)")
-        add_argument_once(g, "--l0-unit", choices=["feature", "pixel"], default="pixel",
-                          help="deterministic l0: count features or pixels (channels share a sample)")
+        add_argument_once(parser, "--milp-time", type=float, default=120.0,
+                          help="MILP time limit in seconds (default 120)")
+        add_quantisation_arguments(parser)
 
     @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> VariableLambda:
@@ -212,10 +216,14 @@ class DeterministicL0(Certifier):
             v = cyclic_offsets(int(np.prod(shape)), self.alpha, self.seed)
         return torch.from_numpy((-v) % self.alpha).long()
 
+    def validate_inputs(self, x: torch.Tensor) -> None:
+        quantise(x, self.q, name=f"--method {self.name}: x")
+
     def encode(self, x: torch.Tensor, b: torch.Tensor | int) -> torch.Tensor:
         """[upper, lower] inputs for evaluation(s) b: kept features (x + 0.5/q, x - 0.5/q) clamped, others (1, 0)."""
         if x.numel() and (x.min() < 0 or x.max() > 1):
-            raise ValueError("x must lie in [0, 1]")
+            raise ValueError(f"--method {self.name} needs inputs in [0, 1], got range [{float(x.min()):g}, "
+                             f"{float(x.max()):g}]")
         keep = self.keep_index(tuple(x.shape[1:])).to(x.device)
         bb = torch.as_tensor(b, dtype=torch.long, device=x.device).reshape(-1, 1)
         kept = (keep[None, :] == bb).reshape(-1, *x.shape[1:])
@@ -248,7 +256,11 @@ class DeterministicL0(Certifier):
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        VariableLambda.add_arguments(parser)
+        add_argument_once(parser, "--l0-alpha", type=int, default=10,
+                          help="number of evaluations alpha; each feature (pixel) is kept in exactly one (default 10)")
+        add_argument_once(parser, "--l0-unit", choices=["feature", "pixel"], default="pixel",
+                          help="count changed features, or pixels (channels share an evaluation; default pixel)")
+        add_quantisation_arguments(parser)
 
     @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> DeterministicL0:

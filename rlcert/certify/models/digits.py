@@ -1,7 +1,7 @@
-"""A tiny CNN for the 8x8 digits and its Gaussian-noise-augmented training (the demo's base classifier).
+"""A tiny CNN for the 8x8 digits and its noise-augmented training (the demo's base classifier), plus the CLI factories.
 
-Noise is added to the [0, 1] input **before** the model (no normalisation inside), so certified radii are in
-pixel units of [0, 1] images.
+Training noise is a ``rlcert.certify.randomized.noise.Noise`` object -- the one the certifier samples from -- added
+to the [0, 1] input **before** the model (no normalisation inside), so certified radii are in pixel units.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from torch import nn
+
+from rlcert.certify.randomized.noise import Noise, make_noise
 
 
 def digits_cnn(num_classes: int = 10, width: int = 16, in_channels: int = 1, hidden: int = 64) -> nn.Module:
@@ -42,57 +44,56 @@ def digits_bounds_cnn() -> nn.Module:
     return digits_cnn(in_channels=2, width=32, hidden=128)
 
 
-def add_noise(x: torch.Tensor, noise: str, sigma: float, generator: torch.Generator) -> torch.Tensor:
-    """x plus training noise of standard deviation ``sigma``: "gaussian", "laplace" (scale sigma/sqrt 2),
-    "uniform" (U[-sqrt(3) sigma, sqrt(3) sigma]); or "ssn" (splitting noise with lambd = sqrt(3) sigma)."""
-    if noise == "gaussian":
-        return x + sigma * torch.randn(x.shape, generator=generator)
-    if noise == "laplace":
-        e = torch.empty((2, *x.shape)).exponential_(1.0, generator=generator)
-        return x + (sigma / np.sqrt(2.0)) * (e[0] - e[1])
-    if noise == "uniform":
-        lam = sigma * np.sqrt(3.0)
-        return x + (torch.rand(x.shape, generator=generator) * 2 - 1) * lam
-    if noise == "ssn":
-        from rlcert.certify.randomized.ssn import ssn_transform
-
-        lam = sigma * np.sqrt(3.0)
-        return ssn_transform(x, torch.rand(x.shape, generator=generator) * 2 * lam, lam)
-    raise ValueError(f"noise must be 'gaussian', 'laplace', 'uniform' or 'ssn', got {noise!r}")
-
-
 NoiseFn = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
+def training_noise(noise: str | Noise | NoiseFn, sigma: float) -> NoiseFn | None:
+    """The augmentation ``(batch, generator) -> model input``: a ``Noise`` object's ``sample`` (the same law the
+    certifier uses), a noise name built with ``make_noise(name, sigma=sigma)``, or any callable as is. None (clean
+    training) for a name with sigma = 0."""
+    if isinstance(noise, Noise):
+        return noise.sample
+    if isinstance(noise, str):
+        return None if sigma == 0 else make_noise(noise, sigma=sigma).sample
+    if callable(noise):
+        return noise
+    raise ValueError(f"noise must be a noise name, a Noise object or a callable, got {noise!r}")
+
+
 def train_digits_cnn(x: np.ndarray, y: np.ndarray, sigma: float = 0.25, epochs: int = 30,
-                     noise: str | NoiseFn = "gaussian", lr: float = 3e-3, batch_size: int = 64, seed: int = 0,
-                     log=print, model_fn: Callable[[], nn.Module] = digits_cnn) -> nn.Module:
+                     noise: str | Noise | NoiseFn = "gaussian", lr: float = 3e-3, batch_size: int = 64, seed: int = 0,
+                     log=print, model_fn: Callable[[], nn.Module] = digits_cnn,
+                     device: str | torch.device = "cpu") -> nn.Module:
     """Train ``model_fn()`` (built after seeding, so runs are reproducible) with noise augmentation (one fresh draw
     per image per epoch).
 
-    x: (N, 1, 8, 8) float in [0, 1]; y: (N,) int. ``noise`` is a name for ``add_noise`` (with ``sigma``), or a
-    callable ``noise(batch, generator) -> model input`` (e.g. a deterministic certifier's ablation/encoding; then
-    ``sigma`` is unused). Adam, cosine learning-rate decay. Returns the model in eval mode.
+    x: (N, 1, 8, 8) float in [0, 1]; y: (N,) int. ``noise`` is a ``rlcert.certify.randomized.noise.Noise`` (e.g.
+    ``certifier.noise``: training and certification then share one noise object), a noise name ("gaussian",
+    "laplace", "uniform", "ssn"; built with standard deviation ``sigma``; sigma = 0 trains clean), or a callable
+    ``noise(batch, generator) -> model input`` (e.g. a deterministic certifier's ablation/encoding). Adam, cosine
+    learning-rate decay. ``device``: where the model, the data and the noise live (the batch order is drawn on the
+    CPU; on CUDA the noise uses its own generator seeded with ``seed``). Returns the model in eval mode.
     """
     if sigma < 0:
         raise ValueError(f"sigma must be >= 0, got {sigma}")
+    augment = training_noise(noise, sigma)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    model = model_fn()
+    device = torch.device(device)
+    noise_gen = gen if device.type == "cpu" else torch.Generator(device=device).manual_seed(seed)
+    model = model_fn().to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
-    xt, yt = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.int64)
+    xt = torch.as_tensor(x, dtype=torch.float32, device=device)
+    yt = torch.as_tensor(y, dtype=torch.int64, device=device)
     t0 = time.perf_counter()
     for epoch in range(epochs):
         model.train()
-        perm = torch.randperm(len(xt), generator=gen)
+        perm = torch.randperm(len(xt), generator=gen).to(device)
         total, correct, loss_sum = 0, 0, 0.0
         for i in range(0, len(xt), batch_size):
             idx = perm[i:i + batch_size]
-            if callable(noise):
-                xb = noise(xt[idx], gen)
-            else:
-                xb = add_noise(xt[idx], noise, sigma, gen) if sigma > 0 else xt[idx]
+            xb = xt[idx] if augment is None else augment(xt[idx], noise_gen)
             logits = model(xb)
             loss = nn.functional.cross_entropy(logits, yt[idx])
             opt.zero_grad()

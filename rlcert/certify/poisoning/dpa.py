@@ -1,7 +1,8 @@
 """Deep Partition Aggregation (DPA) and Semi-Supervised DPA (SS-DPA) against training-set poisoning
 (Levine 2023, Ch.7 / App. F; spec section 6).
 
-DPA: the training set T (a *set* of labelled samples) is split into k partitions by a hash of each sample alone,
+DPA: the training set T (a **multiset** of labelled samples: the learner trains on duplicates as given) is split
+into k partitions by a hash of each sample alone,
 ``P_i = {t : h(t) = i mod k}`` (``h`` = sum of the integer pixel values, as in the reference code); base model i is
 trained on ``P_i`` only (deterministically: partition sorted lexicographically, seed = i). SS-DPA: the unlabelled
 samples are sorted lexicographically and partition i gets sorted positions ``i, i + k, ...``; base model i may use
@@ -9,9 +10,12 @@ all unlabelled samples but only partition i's labels. Prediction: ``g(x) = argma
 smallest class index on ties.
 
 Guarantee (Theorems 7.1/7.2, exact): with ``rho_bar = floor((n_c - max_{c'!=c}(n_c' + 1[c'<c]))/2)``, any
-training set U with ``|T sym-diff U| <= rho_bar`` (DPA: insertions + deletions) -- or any relabelling of at
+training set U with ``|T sym-diff U| <= rho_bar`` (DPA: insertions + deletions **counted with multiplicity**:
+inserting a second copy of a sample already in T is one insertion, deleting one of two copies is one deletion; all
+copies of a sample share its partition, so each such change alters one partition) -- or any relabelling of at
 most ``rho_bar`` samples (SS-DPA) -- gives the same prediction at x. Requirements: the base learner is a
-deterministic function of its partition (as a set), and for SS-DPA the unlabelled samples are distinct.
+deterministic function of its partition (as a multiset), and for SS-DPA the unlabelled samples are distinct
+(duplicates are rejected, Theorem 7.2).
 Certification is the pure function ``certify_vote_matrix`` of the (N, k) matrix of base predictions.
 """
 

@@ -1,8 +1,9 @@
 """Gaussian smoothing, l2 certificate (Cohen et al. 2019).
 
-Noise: eps ~ N(0, sigma^2 I), added in the model's input space (x in [0, 1] pixels; normalise inside the model).
-``sigma`` is the per-coordinate standard deviation. Certificate: R = sigma * Phi^-1(p_lower) (p_B := 1 - p_lower),
-or with ``two_bound`` R = sigma/2 * (Phi^-1(p_lower) - Phi^-1(p_upper)); the threat model is ||delta||_2 < R.
+``GaussianNoise``: eps ~ N(0, sigma^2 I) added to x of any shape (lambd = sigma: the std is its own parameter).
+Certificate: R = sigma * Phi^-1(p_lower) (p_B := 1 - p_lower), or with ``two_bound``
+R = sigma/2 * (Phi^-1(p_lower) - Phi^-1(p_upper)); the threat model is ||delta||_2 < R, in the units of the
+input the noise is added to (pixels in [0, 1] for images: put any normalisation inside the model).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import torch
 from scipy.stats import norm as normal
 
 from rlcert.certify.core.registry import register
-from rlcert.certify.core.smoothing import SmoothingCertifier, check_positive
+from rlcert.certify.core.smoothing import SmoothingCertifier
+from rlcert.certify.randomized.noise import Noise, register_noise
 
 
 def gaussian_radius(p_lower, sigma: float):
@@ -27,18 +29,16 @@ def gaussian_radius_two_bound(p_lower, p_upper, sigma: float):
     return 0.5 * sigma * (normal.ppf(p_lower) - normal.ppf(p_upper))
 
 
-@register
-class GaussianCertifier(SmoothingCertifier):
-    """Gaussian noise N(0, sigma^2 I) -> l2 radius sigma * Phi^-1(p_lower)."""
+@register_noise
+class GaussianNoise(Noise):
+    """N(0, sigma^2 I) -> l2 radius sigma Phi^-1(p_lower)."""
 
     name = "gaussian"
     norm = "l2"
+    lambda_per_sigma = 1.0
+    lambda_meaning = "standard deviation"
 
-    def __init__(self, sigma: float, **sampling) -> None:
-        super().__init__(**sampling)
-        self.sigma = check_positive(sigma, "sigma")
-
-    def perturb_(self, out: torch.Tensor, x: torch.Tensor, generator: torch.Generator) -> None:
+    def perturb_(self, out: torch.Tensor, x: torch.Tensor, generator: torch.Generator | None) -> None:
         out.normal_(0.0, self.sigma, generator=generator).add_(x)
 
     def radius(self, p_lower: np.ndarray) -> np.ndarray:
@@ -47,6 +47,19 @@ class GaussianCertifier(SmoothingCertifier):
     def radius_two_bound(self, p_lower: np.ndarray, p_upper: np.ndarray) -> np.ndarray:
         return gaussian_radius_two_bound(p_lower, p_upper, self.sigma)
 
+
+@register
+class GaussianCertifier(SmoothingCertifier):
+    """CERTIFY/PREDICT with ``GaussianNoise(sigma)``."""
+
+    name = "gaussian"
+    norm = "l2"
+    noise_class = GaussianNoise
+
+    def __init__(self, sigma: float, **sampling) -> None:
+        super().__init__(noise=GaussianNoise(sigma=sigma), **sampling)
+
     @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> GaussianCertifier:
-        return cls(sigma=args.sigma, **cls.sampling_kwargs(args))
+        sigma, _ = cls.noise_scale(args)
+        return cls(sigma=sigma, **cls.sampling_kwargs(args))

@@ -1,8 +1,8 @@
 """Laplace smoothing, tight l1 certificate (Teng, Lee, Yuan 2020; seed 002).
 
-Noise: eps_i i.i.d. Laplace(0, lambd) with density exp(-|e|/lambd) / (2 lambd). ``lambd`` is the **scale**, not
-the standard deviation: std = sqrt(2) * lambd. Built from ``sigma`` (std, for comparisons with Gaussian noise at
-equal variance) as lambd = sigma / sqrt(2).
+``LaplaceNoise``: eps_i i.i.d. Laplace(0, lambd) with density exp(-|e|/lambd) / (2 lambd), on x of any shape.
+``lambd`` is the **scale**, not the standard deviation: std = sqrt(2) * lambd, i.e. built from ``sigma`` (std, for
+comparisons with Gaussian noise at equal variance) as lambd = sigma / sqrt(2). CLI: ``--sigma`` or ``--scale``.
 
 Certificates (threat model ||delta||_1 <= R):
 * ``bound="tight"`` (default, Theorem 2; valid for any number of classes via Theorem 1 with p_B := 1 - p_lower):
@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from rlcert.certify.core.registry import register
-from rlcert.certify.core.smoothing import SmoothingCertifier, check_positive
+from rlcert.certify.core.smoothing import SmoothingCertifier
+from rlcert.certify.randomized.noise import Noise, register_noise
 
 LAPLACE_BOUNDS = ("tight", "lecuyer")
 
@@ -43,42 +44,28 @@ def laplace_radius_two_bound(p_lower, p_upper, lambd: float):
         return np.maximum(0.5 * lambd * np.log(pa / pb), -lambd * np.log(1.0 - pa + pb))
 
 
-def resolve_scale(lambd: float | None, sigma: float | None, sigma_to_lambd: float, what: str) -> float:
-    """Exactly one of ``lambd`` (scale) or ``sigma`` (std; lambd = sigma * sigma_to_lambd) must be given."""
-    if (lambd is None) == (sigma is None):
-        raise ValueError(f"give exactly one of lambd ({what}) or sigma (standard deviation), "
-                         f"got lambd={lambd!r}, sigma={sigma!r}")
-    if lambd is not None:
-        return check_positive(lambd, "lambd")
-    return check_positive(sigma, "sigma") * sigma_to_lambd
-
-
-@register
-class LaplaceCertifier(SmoothingCertifier):
-    """Laplace noise of scale lambd -> l1 radius -lambd log(2 (1 - p_lower)) (or Lecuyer's bound)."""
+@register_noise
+class LaplaceNoise(Noise):
+    """i.i.d. Laplace(0, lambd) -> l1 radius -lambd log(2 (1 - p_lower)) (or Lecuyer's bound)."""
 
     name = "laplace"
     norm = "l1"
+    lambda_per_sigma = 1.0 / math.sqrt(2.0)
+    lambda_meaning = "scale: density exp(-|e|/lambd) / (2 lambd)"
 
-    def __init__(self, lambd: float | None = None, sigma: float | None = None, bound: str = "tight",
-                 **sampling) -> None:
-        super().__init__(**sampling)
-        self.lambd = resolve_scale(lambd, sigma, 1.0 / math.sqrt(2.0), "Laplace scale")
+    def __init__(self, sigma: float | None = None, lambd: float | None = None, bound: str = "tight") -> None:
+        super().__init__(sigma=sigma, lambd=lambd)
         if bound not in LAPLACE_BOUNDS:
             raise ValueError(f"bound must be one of {LAPLACE_BOUNDS}, got {bound!r}")
         self.bound = bound
 
-    @property
-    def sigma(self) -> float:
-        """Per-coordinate standard deviation sqrt(2) * lambd."""
-        return math.sqrt(2.0) * self.lambd
-
-    def perturb_(self, out: torch.Tensor, x: torch.Tensor, generator: torch.Generator) -> None:
-        # One uniform u in [0, 1) per coordinate: the sign is [u < 1/2], and w = frac(2u) is uniform in [0, 1)
+    def perturb_(self, out: torch.Tensor, x: torch.Tensor, generator: torch.Generator | None) -> None:
+        # One uniform u in [0, 1) per coordinate: the sign is sign(u - 1/2), and w = frac(2u) is uniform in [0, 1)
         # and independent of it, so -log(1 - w) ~ Exp(1) (finite since w < 1); sign * lambd * Exp(1) ~ Laplace.
+        # (u = 1/2 gives sign 0 but also w = 0, i.e. noise 0 either way.) In-place ops, one temporary.
         u = out.uniform_(0.0, 1.0, generator=generator)
-        sign = torch.where(u < 0.5, -self.lambd, self.lambd).to(out.dtype)
-        u.mul_(2.0).frac_().neg_().log1p_().mul_(sign).add_(x)  # -log1p(-w) * (+-lambd) with the sign folded in
+        sign = (u - 0.5).sign_()
+        u.mul_(2.0).frac_().neg_().log1p_().mul_(sign).mul_(-self.lambd).add_(x)
 
     def radius(self, p_lower: np.ndarray) -> np.ndarray:
         if self.bound == "lecuyer":
@@ -88,16 +75,32 @@ class LaplaceCertifier(SmoothingCertifier):
     def radius_two_bound(self, p_lower: np.ndarray, p_upper: np.ndarray) -> np.ndarray:
         return laplace_radius_two_bound(p_lower, p_upper, self.lambd)
 
+
+@register
+class LaplaceCertifier(SmoothingCertifier):
+    """CERTIFY/PREDICT with ``LaplaceNoise`` (scale ``lambd``, or ``sigma`` = std)."""
+
+    name = "laplace"
+    norm = "l1"
+    noise_class = LaplaceNoise
+    lambda_flag = ("--scale", "Laplace scale lambda (density exp(-|e|/lambda)/(2 lambda), std = sqrt(2) lambda)")
+    renamed_flags = {"--lambda": "--scale"}  # --lambda is a half-width in every method that has it
+
+    def __init__(self, lambd: float | None = None, sigma: float | None = None, bound: str = "tight",
+                 **sampling) -> None:
+        super().__init__(noise=LaplaceNoise(sigma=sigma, lambd=lambd, bound=bound), **sampling)
+
+    @property
+    def bound(self) -> str:
+        return self.noise.bound
+
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         super().add_arguments(parser)
-        parser.add_argument("--lambda", dest="lambd", type=float, default=None,
-                            help="Laplace scale lambda (std = sqrt(2) lambda); instead of --sigma")
         parser.add_argument("--bound", choices=LAPLACE_BOUNDS, default="tight",
                             help="tight (Teng et al., default) or lecuyer (DP baseline)")
 
     @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> LaplaceCertifier:
-        lambd = getattr(args, "lambd", None)
-        return cls(lambd=lambd, sigma=None if lambd is not None else args.sigma,
-                   bound=getattr(args, "bound", "tight"), **cls.sampling_kwargs(args))
+        sigma, lambd = cls.noise_scale(args)
+        return cls(lambd=lambd, sigma=sigma, bound=args.bound, **cls.sampling_kwargs(args))

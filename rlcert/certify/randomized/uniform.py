@@ -1,9 +1,10 @@
 """Uniform additive smoothing, l1 certificate (Lee et al. 2019 / Yang et al. 2020; thesis Ch. 3 baseline).
 
-Noise: eps_i i.i.d. U[-lambd, lambd] (**independent** components are required: thesis Prop. 3.1). ``sigma`` is the
-standard deviation, lambd = sqrt(3) * sigma (Yang et al.'s parameterisation). The smoothed probabilities are
-1/(2 lambd)-Lipschitz in l1 (Theorem 3.1), so R = 2 lambd (p_lower - 1/2) with p_B := 1 - p_lower, or
-R = lambd (p_lower - p_upper) with ``two_bound``; the threat model is ||delta||_1 < R.
+``UniformNoise``: eps_i i.i.d. U[-lambd, lambd] on x of any shape (**independent** components are required:
+thesis Prop. 3.1). ``lambd`` is the half-width; ``sigma`` the standard deviation, lambd = sqrt(3) sigma (Yang et
+al.'s parameterisation). CLI: ``--sigma`` or ``--lambda``. The smoothed probabilities are 1/(2 lambd)-Lipschitz
+in l1 (Theorem 3.1), so R = 2 lambd (p_lower - 1/2) with p_B := 1 - p_lower, or R = lambd (p_lower - p_upper)
+with ``two_bound``; the threat model is ||delta||_1 < R.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 
 from rlcert.certify.core.registry import register
 from rlcert.certify.core.smoothing import SmoothingCertifier
-from rlcert.certify.randomized.laplace import resolve_scale
+from rlcert.certify.randomized.noise import Noise, register_noise
 
 
 def lipschitz_l1_radius(p_lower, lambd: float):
@@ -29,19 +30,13 @@ def lipschitz_l1_radius_two_bound(p_lower, p_upper, lambd: float):
     return lambd * (np.asarray(p_lower, dtype=np.float64) - np.asarray(p_upper, dtype=np.float64))
 
 
-class LipschitzL1Certifier(SmoothingCertifier):
-    """Shared parameterisation and certificate of the 1/(2 lambd)-Lipschitz l1 smoothers (uniform, SSN)."""
+class LipschitzL1Noise(Noise):
+    """Parameterisation (half-width lambd = sqrt(3) sigma) and certificate of the 1/(2 lambd)-Lipschitz l1
+    noises (uniform, SSN)."""
 
     norm = "l1"
-
-    def __init__(self, lambd: float | None = None, sigma: float | None = None, **sampling) -> None:
-        super().__init__(**sampling)
-        self.lambd = resolve_scale(lambd, sigma, math.sqrt(3.0), "half-width")
-
-    @property
-    def sigma(self) -> float:
-        """Standard deviation lambd / sqrt(3) of U[-lambd, lambd]."""
-        return self.lambd / math.sqrt(3.0)
+    lambda_per_sigma = math.sqrt(3.0)
+    lambda_meaning = "half-width"
 
     def radius(self, p_lower: np.ndarray) -> np.ndarray:
         return lipschitz_l1_radius(p_lower, self.lambd)
@@ -49,23 +44,35 @@ class LipschitzL1Certifier(SmoothingCertifier):
     def radius_two_bound(self, p_lower: np.ndarray, p_upper: np.ndarray) -> np.ndarray:
         return lipschitz_l1_radius_two_bound(p_lower, p_upper, self.lambd)
 
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        super().add_arguments(parser)
-        parser.add_argument("--lambda", dest="lambd", type=float, default=None,
-                            help="noise half-width lambda (sigma = lambda / sqrt(3)); instead of --sigma")
+
+@register_noise
+class UniformNoise(LipschitzL1Noise):
+    """Additive U[-lambd, lambd]^d -> l1 radius 2 lambd (p_lower - 1/2)."""
+
+    name = "uniform"
+
+    def perturb_(self, out: torch.Tensor, x: torch.Tensor, generator: torch.Generator | None) -> None:
+        out.uniform_(-self.lambd, self.lambd, generator=generator).add_(x)
+
+
+class LipschitzL1Certifier(SmoothingCertifier):
+    """CERTIFY/PREDICT with a half-width-``lambd`` noise (``noise_class``; ``sigma`` = lambd / sqrt 3)."""
+
+    norm = "l1"
+    lambda_flag = ("--lambda", "noise half-width lambda (sigma = lambda / sqrt(3))")
+
+    def __init__(self, lambd: float | None = None, sigma: float | None = None, **sampling) -> None:
+        super().__init__(noise=self.noise_class(sigma=sigma, lambd=lambd), **sampling)
 
     @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> LipschitzL1Certifier:
-        lambd = getattr(args, "lambd", None)
-        return cls(lambd=lambd, sigma=None if lambd is not None else args.sigma, **cls.sampling_kwargs(args))
+        sigma, lambd = cls.noise_scale(args)
+        return cls(lambd=lambd, sigma=sigma, **cls.sampling_kwargs(args))
 
 
 @register
 class UniformCertifier(LipschitzL1Certifier):
-    """Additive U[-lambd, lambd]^d noise -> l1 radius 2 lambd (p_lower - 1/2)."""
+    """CERTIFY/PREDICT with ``UniformNoise`` -> l1 radius 2 lambd (p_lower - 1/2)."""
 
     name = "uniform"
-
-    def perturb_(self, out: torch.Tensor, x: torch.Tensor, generator: torch.Generator) -> None:
-        out.uniform_(-self.lambd, self.lambd, generator=generator).add_(x)
+    noise_class = UniformNoise

@@ -1,4 +1,5 @@
-"""Demo section: roll out the reference policy of each environment, save frames and summary statistics."""
+"""Demo section ``Environments``: roll out the reference policy of each environment, save titled frames with a
+legend and summary statistics under ``{out}/envs/``. Run alone: ``python -m demos.envs --out runs/demo_envs``."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from rlcert.envs.reference import REFERENCE_POLICIES  # noqa: E402
+from rlcert.envs.render import FRAME_LEGENDS, frame_figure  # noqa: E402
+
+FRAME_NOTES = {"ContinuousSeek": "2-D projection onto coordinates 0 and 1", "DriveSeek": "torus: wraps drawn as wraps",
+               "NoisySeek": "noisy moves; greedy reference policy", "BitFlipping": "rows = time steps, last row = goal"}
 
 
 def rollout(env_id: str, episodes: int, seed: int = 0, **kwargs) -> tuple[dict[str, float], np.ndarray]:
@@ -38,6 +43,9 @@ def rollout(env_id: str, episodes: int, seed: int = 0, **kwargs) -> tuple[dict[s
 
 
 def run(out: Path, quick: bool) -> list[str]:
+    """Write ``{out}/envs/env_<name>.png`` (one titled frame per environment) and ``{out}/envs/envs.png``."""
+    folder = Path(out) / "envs"
+    folder.mkdir(parents=True, exist_ok=True)
     episodes = 20 if quick else 200
     lines = [f"Reference policies, {episodes} episodes each (success = goal ever reached; "
              "goal-set envs: return = goal-steps per episode).", "",
@@ -45,21 +53,34 @@ def run(out: Path, quick: bool) -> list[str]:
     frames = {}
     for env_id, policy in tqdm(REFERENCE_POLICIES.items(), desc="env rollouts"):
         stats, frame = rollout(env_id, episodes)
-        frames[env_id] = frame
         name = env_id.split("/")[1]
-        plt.imsave(out / f"env_{name}.png", frame)
+        frames[name] = frame
+        kind = name.split("-")[0]
+        fig = frame_figure(frame, f"{name}: {policy.__name__}, episode 1\n({FRAME_NOTES.get(kind, '')})",
+                           FRAME_LEGENDS.get(kind, []))
+        fig.savefig(folder / f"env_{name}.png", dpi=110)
+        plt.close(fig)
         lines.append(f"| {name} | {policy.__name__} | {stats['success']:.2f} | {stats['return']:.2f} | "
                      f"{stats['goals_reached']:.1f} |")
-    fig, axes = plt.subplots(1, len(frames), figsize=(4 * len(frames), 4.4))
-    for ax, (env_id, frame) in zip(axes, frames.items()):
-        ax.imshow(frame, interpolation="nearest")
-        ax.set_title(env_id.split("/")[1])
-        ax.axis("off")
-    fig.suptitle("reference rollouts: cyan = goal never reached, blue = reached, magenta = visited non-goal cell")
-    fig.tight_layout()
-    fig.savefig(out / "envs.png", dpi=90)
+    fig, axes = plt.subplots(1, len(frames), figsize=(4.2 * len(frames), 5.0))
+    for ax, (name, frame) in zip(axes, frames.items()):
+        ax.imshow(frame, interpolation="nearest", aspect="equal")
+        ax.set_title(f"{name}\n{FRAME_NOTES.get(name.split('-')[0], '')}", fontsize=11)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    from matplotlib.patches import Patch
+
+    from rlcert.envs.render import GOAL_SET_LEGEND
+
+    handles = [Patch(facecolor=tuple(c / 255 for c in colour), edgecolor="grey", label=label)
+               for label, colour, _ in GOAL_SET_LEGEND]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=10, frameon=False)
+    fig.suptitle("Reference-policy rollouts, first episode of each environment (legend: goal-set environments; "
+                 "per-environment legends in env_<name>.png)", fontsize=12)
+    fig.tight_layout(rect=(0, 0.07, 1, 0.95))
+    fig.savefig(folder / "envs.png", dpi=100)
     plt.close(fig)
-    lines += ["", "![environments](envs.png)"]
+    lines += ["", "![environments](envs/envs.png)"]
     try:
         from rlcert.envs.hand_reach import make_hand_reach
 
@@ -74,3 +95,13 @@ def run(out: Path, quick: bool) -> list[str]:
     except Exception as exc:  # mujoco missing or broken: report instead of failing the whole demo
         lines += ["", f"HandReach-v3 unavailable: {exc!r}"]
     return lines
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m demos.envs", description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("runs/demo_envs"))
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    print("\n".join(run(args.out, args.quick)))

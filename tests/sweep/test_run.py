@@ -1,0 +1,185 @@
+"""Running sweeps: tidy CSV, finished trials never rerun, interrupted ones resume (kill -9 mid-sweep, sequential
+and on a local Ray instance), bad configs refused before anything is written, the hint when Ray is missing."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rlcert.sweep.cli import main as sweep_main
+
+ROOT = Path(__file__).resolve().parents[2]
+LONG = 400  # steps of the setting that gets interrupted
+TRAIN = {
+    "algo": "ReenGAGEDDPG", "env": "rlcert/ContinuousSeek-v0", "env_kwargs": {"d": 2}, "total_timesteps": 100,
+    "algo_kwargs": {"replay_buffer_class": "HerReplayBuffer",
+                    "replay_buffer_kwargs": {"n_sampled_goal": 2, "goal_selection_strategy": "future"},
+                    "action_noise": {"type": "normal", "sigma": 0.1}, "policy_kwargs": {"net_arch": [8]},
+                    "batch_size": 8, "learning_starts": 20, "alpha": 0.2, "goal_reduction": "mean"},
+    "eval": {"freq": 50, "episodes": 2, "metric": "ever"},
+}
+
+
+def make_sweep(tmp_path, space, seeds=2, **extra):
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(TRAIN))
+    sweep = {"name": "tiny", "log_dir": str(tmp_path / "runs"), "methods": {"ReenGAGE": "train.yaml"},
+             "search": {"kind": "grid", "space": space}, "seeds": seeds, **extra}
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    return path, tmp_path / "runs" / "tiny"
+
+
+def read(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def run_folders(sweep_dir):
+    return sorted((sweep_dir / "trials").glob("*/seed*"))
+
+
+def test_sequential_sweep_tidy_csv_skip_and_resume(tmp_path, capsys):
+    path, sweep_dir = make_sweep(tmp_path, {"algo_kwargs.learning_rate": [0.001, 0.0005]})
+    assert sweep_main(["--config", str(path), "--sequential", "--no-progress"]) == 0
+    rows = read(sweep_dir / "results.csv")
+    assert list(rows[0]) == ["setting", "method", "algo_kwargs.learning_rate", "seed", "step", "success_rate",
+                             "mean_return", "std_return", "episodes", "metric", "wall_time_s"]
+    assert len(rows) == 2 * 2 * 3  # settings x seeds x evaluations (0, 50, 100)
+    combos = {(r["algo_kwargs.learning_rate"], r["seed"]) for r in rows}
+    assert combos == {("0.001", "0"), ("0.001", "1"), ("0.0005", "0"), ("0.0005", "1")}
+    folders = run_folders(sweep_dir)
+    assert len(folders) == 4 and all((f / "model.zip").exists() for f in folders)
+    lr = {yaml.safe_load((f / "config.yaml").read_text())["algo_kwargs"]["learning_rate"] for f in folders}
+    assert lr == {0.001, 0.0005}
+    stamps = {f: (f / "model.zip").stat().st_mtime_ns for f in folders}
+    capsys.readouterr()
+    # a rerun finds every trial finished and trains nothing
+    assert sweep_main(["--config", str(path), "--sequential", "--no-progress"]) == 0
+    assert "4 already finished" in capsys.readouterr().out
+    assert {f: (f / "model.zip").stat().st_mtime_ns for f in folders} == stamps
+    # a larger budget resumes every seed from its checkpoint: earlier rows kept verbatim, new ones appended
+    before = read(folders[0] / "eval.csv")
+    sweep = yaml.safe_load(path.read_text())
+    sweep["set"] = {"total_timesteps": 150}
+    path.write_text(yaml.safe_dump(sweep))
+    assert sweep_main(["--config", str(path), "--sequential", "--no-progress"]) == 0
+    after = read(folders[0] / "eval.csv")
+    assert after[:3] == before and [int(r["timesteps"]) for r in after] == [0, 50, 100, 150]
+    assert len(read(sweep_dir / "results.csv")) == 4 * 4
+
+
+def test_changed_config_and_bad_values_are_refused_before_writing(tmp_path, capsys):
+    path, sweep_dir = make_sweep(tmp_path, {"algo_kwargs.learning_rate": ["abc"]})
+    assert sweep_main(["--config", str(path), "--sequential", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "algo_kwargs.learning_rate" in err[-1] and not sweep_dir.exists()
+    path, sweep_dir = make_sweep(tmp_path, {"algo_kwargs.learning_rate": [0.001]}, seeds=1)
+    assert sweep_main(["--config", str(path), "--sequential", "--no-progress"]) == 0
+    sweep = yaml.safe_load(path.read_text())
+    sweep["set"] = {"eval.episodes": 3}  # same setting id, different config: not silently reused
+    path.write_text(yaml.safe_dump(sweep))
+    manifest = (sweep_dir / "sweep.json").read_text()
+    capsys.readouterr()
+    assert sweep_main(["--config", str(path), "--sequential", "--no-progress"]) == 2
+    assert "different config" in capsys.readouterr().err and (sweep_dir / "sweep.json").read_text() == manifest
+
+
+def test_without_ray_the_command_says_how_to_install_it(tmp_path, capsys, monkeypatch):
+    path, sweep_dir = make_sweep(tmp_path, {"algo_kwargs.learning_rate": [0.001]}, seeds=1)
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    monkeypatch.setitem(sys.modules, "ray.tune", None)
+    assert sweep_main(["--config", str(path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'rlcert[sweep]'" in err and "--sequential" in err and not sweep_dir.exists()
+
+
+def kill_mid_sweep(tmp_path, extra_args, sig=signal.SIGKILL, timeout=240):
+    """Start a sweep (setting A: 100 steps, setting B: LONG steps, 2 seeds) in a subprocess; kill -9 its process
+    group (``sig``; SIGINT = Ctrl-C in a terminal) once every A seed is finished and a B seed has a checkpoint but
+    no model.zip. Returns the sweep file, the sweep dir, the state at the kill ({run folder: eval.csv rows}, the
+    finished folders' model.zip mtimes) and the process's (return code, stderr)."""
+    path, sweep_dir = make_sweep(tmp_path, {"total_timesteps": [100, LONG]})
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+               OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "rlcert.cli", "sweep", "--config", str(path), "--no-progress",
+                             *extra_args], env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    try:
+        while True:
+            assert time.time() - t0 < timeout, "the sweep made no progress"
+            assert proc.poll() is None, "the sweep ended before it could be interrupted"
+            done, partial = [], []
+            for f in run_folders(sweep_dir):
+                steps = yaml.safe_load((f / "config.yaml").read_text())["total_timesteps"] if (
+                    f / "config.yaml").exists() else None
+                if steps == 100 and (f / "model.zip").exists():
+                    done.append(f)
+                elif steps == LONG and (f / "checkpoints" / "latest_model.zip").exists() and not (
+                        f / "model.zip").exists():
+                    partial.append(f)
+            if len(done) == 2 and partial:
+                rows = {f: read(f / "eval.csv") for f in partial}
+                os.killpg(proc.pid, sig)
+                break
+            time.sleep(0.05)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return path, sweep_dir, rows, {f: (f / "model.zip").stat().st_mtime_ns for f in done}, (proc.returncode, err)
+
+
+def check_resumed(sweep_dir, rows_at_kill, finished):
+    for f, stamp in finished.items():  # finished seeds were not rerun
+        assert (f / "model.zip").stat().st_mtime_ns == stamp
+    for f, before in rows_at_kill.items():  # the interrupted seed continued from its checkpoint
+        after = read(f / "eval.csv")
+        steps = [int(r["timesteps"]) for r in after]
+        assert steps == list(range(0, LONG + 50, 50))  # every evaluation once, up to the final step
+        kept = [r for r in before if int(r["timesteps"]) <= int(before[-1]["timesteps"])]
+        assert after[:len(kept) - 1] == kept[:-1]  # rows up to the checkpoint kept verbatim (not retrained)
+    results = read(sweep_dir / "results.csv")
+    assert len(results) == 2 * 3 + 2 * (LONG // 50 + 1)
+
+
+@pytest.mark.slow
+def test_kill_and_resume_sequential(tmp_path):
+    path, sweep_dir, rows_at_kill, finished, _ = kill_mid_sweep(tmp_path, ["--sequential"])
+    assert sweep_main(["--config", str(path), "--sequential", "--no-progress"]) == 0
+    check_resumed(sweep_dir, rows_at_kill, finished)
+
+
+@pytest.mark.slow
+def test_ray_tiny_sweep_kill_and_resume(tmp_path, capsys):
+    """2 settings x 2 seeds on a local 2-CPU Ray instance, killed (-9, driver and local Ray processes) mid-sweep,
+    rerun to completion on Ray."""
+    pytest.importorskip("ray.tune")
+    path, sweep_dir, rows_at_kill, finished, _ = kill_mid_sweep(tmp_path, ["--num-cpus", "2"])
+    assert sweep_main(["--config", str(path), "--num-cpus", "2", "--no-progress"]) == 0
+    check_resumed(sweep_dir, rows_at_kill, finished)
+    assert list((sweep_dir / "ray").glob("tune-*/ReenGAGE-*"))  # the trials ran as Ray Tune trials
+    capsys.readouterr()
+    assert sweep_main(["--config", str(path), "--num-cpus", "2", "--no-progress"]) == 0  # all finished: no Ray
+    assert "4 already finished" in capsys.readouterr().out
+
+
+def test_interrupted_ray_run_ends_with_one_line(tmp_path, capsys, monkeypatch):
+    """Ray Tune returns early without errors on Ctrl-C: unfinished trials then mean an interruption (exit 130,
+    one line, no traceback), not success."""
+    from rlcert.sweep import runner
+
+    path, sweep_dir = make_sweep(tmp_path, {"algo_kwargs.learning_rate": [0.001]}, seeds=1)
+    monkeypatch.setattr(runner, "_run_ray", lambda *a, **k: [])  # "Tune stopped before any trial finished"
+    monkeypatch.setitem(sys.modules, "ray", type(sys)("ray"))
+    monkeypatch.setitem(sys.modules, "ray.tune", type(sys)("ray.tune"))
+    assert sweep_main(["--config", str(path), "--no-progress"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == ["interrupted: finished seeds are kept; rerun the same command to resume"]
