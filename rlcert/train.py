@@ -482,9 +482,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="continue from the latest checkpoint (without it, an existing run folder is refused)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: config or torch's)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--seeds", default=None, metavar="RANGE",
+                        help="train several seeds, e.g. 0-19 or 0,3,5-7: together in one process on batched "
+                             "networks (rlcert.fleet) when the config allows it, else one after another")
     args = parser.parse_args(argv)
     if args.threads is not None and args.threads < 1:
         parser.error(f"--threads must be an integer >= 1, got {args.threads}")
+    if args.seeds is not None:
+        return _main_seeds(parser, args)
     try:
         config = load_config(args.config, args.set, args.seed, args.log_dir)
         if args.threads is not None:
@@ -498,6 +503,40 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 130
     print(f"done: {run_dir / 'model.zip'} (eval log {run_dir / 'eval.csv'})")
+    return 0
+
+
+def _main_seeds(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``--seeds``: the fleet (rlcert.fleet) if it supports the config, else sequential runs of :func:`train`."""
+    from rlcert.fleet.config import unsupported_reason
+    from rlcert.fleet.run import parse_seeds, train_fleet
+
+    if args.seed is not None:
+        parser.error("give either --seed or --seeds, not both")
+    try:
+        seeds = parse_seeds(args.seeds)
+        config = load_config(args.config, args.set, seeds[0], args.log_dir)
+    except ValueError as e:
+        parser.error(str(e))
+    if args.threads is not None:
+        config["torch_threads"] = args.threads
+    reason = unsupported_reason(config)
+    try:
+        if reason is None:
+            print(f"training seeds {args.seeds} together (fleet of {len(seeds)})")
+            run_dirs = train_fleet(config, seeds, resume=args.resume, progress=not args.no_progress)
+        else:
+            print(f"the fleet does not support {reason}; training the seeds one after another")
+            run_dirs = [train({**config, "seed": s}, resume=args.resume, progress=not args.no_progress)[1]
+                        for s in seeds]
+    except ValueError as e:
+        print(f"rlcert train: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished runs and the latest checkpoints are kept; continue with --resume",
+              file=sys.stderr)
+        return 130
+    print(f"done: {len(run_dirs)} runs under {run_dirs[0].parent} (seed*/eval.csv, seed*/model.zip)")
     return 0
 
 

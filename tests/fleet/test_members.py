@@ -1,0 +1,85 @@
+"""Members are independent (same seed => bit-identical member whatever its companions), resume == no interruption,
+and the schedule (random warm-up, learning_starts, train_freq, gradient_steps) is SB3's."""
+
+from __future__ import annotations
+
+import pytest
+import torch as th
+
+from rlcert.fleet.config import read_config
+from rlcert.fleet.trainer import Fleet
+
+
+def make_fleet(config: dict, seeds: list[int]) -> Fleet:
+    settings, schedule, noise, env_cls = read_config(config, len(seeds))
+    return Fleet(settings, schedule, seeds, env_cls, config["env_kwargs"], noise)
+
+
+def member_params(fleet: Fleet, k: int) -> list[th.Tensor]:
+    C = fleet.agent.cfg.n_critics
+    out = [p[k] for p in fleet.agent.actor.parameters()] + [p[k] for p in fleet.agent.actor_target.parameters()]
+    for net in (fleet.agent.critic, fleet.agent.critic_target):
+        out += [p[k * C + j] for p in net.parameters() for j in range(C)]
+    return out
+
+
+@pytest.mark.parametrize("algo", ["ReenGAGEDDPG", "ReenGAGETD3"])
+def test_member_alone_equals_member_among_eight_others(tiny, tmp_path, algo):
+    config = tiny(tmp_path, algo=algo)
+    alone = make_fleet(config, [3])
+    crowd = make_fleet(config, [0, 1, 2, 3, 4, 5, 6, 7, 8])
+    alone.learn(40)
+    crowd.learn(40)
+    assert alone.agent.n_updates == 40 - 25
+    for a, c in zip(member_params(alone, 0), member_params(crowd, 3), strict=True):
+        assert th.equal(a, c)
+    # and the check can fail: a different member of the crowd differs
+    assert not all(th.equal(a, c) for a, c in zip(member_params(alone, 0), member_params(crowd, 4), strict=True))
+
+
+def test_resume_from_state_equals_uninterrupted_run(tiny, tmp_path):
+    config = tiny(tmp_path)
+    straight = make_fleet(config, [0, 1])
+    straight.learn(45)
+    first = make_fleet(config, [0, 1])
+    first.learn(32)  # stop mid-episode, with the training of step 37 done
+    state = first.state_dict()
+    second = make_fleet(config, [0, 1])
+    second.load_state_dict(state)
+    second.learn(45)
+    for a, b in zip(member_params(straight, 1), member_params(second, 1), strict=True):
+        assert th.equal(a, b)
+
+
+@pytest.mark.parametrize("train_freq,gradient_steps,starts,total", [(1, 1, 25, 60), (4, 2, 25, 60), (3, -1, 10, 31)])
+def test_schedule_counts_updates_as_sb3(tiny, tmp_path, train_freq, gradient_steps, starts, total):
+    """The number of gradient steps equals stock SB3 DDPG+HER's ``_n_updates`` for the same schedule."""
+    from stable_baselines3 import DDPG, HerReplayBuffer
+
+    from rlcert.envs.continuous_seek import ContinuousSeekEnv
+
+    config = tiny(tmp_path, algo="DDPG", learning_starts=starts, train_freq=train_freq,
+                  gradient_steps=gradient_steps)
+    fleet = make_fleet(config, [0])
+    fleet.learn(total)
+    sb3 = DDPG("MultiInputPolicy", ContinuousSeekEnv(d=3, max_steps=5), learning_starts=starts,
+               train_freq=train_freq, gradient_steps=gradient_steps, batch_size=8, buffer_size=100,
+               replay_buffer_class=HerReplayBuffer, policy_kwargs={"net_arch": [8]}, seed=0)
+    sb3.learn(total)
+    assert sb3._n_updates > 0
+    assert fleet.agent.n_updates == sb3._n_updates
+
+
+def test_warmup_actions_are_uniform_then_actor(tiny, tmp_path):
+    config = tiny(tmp_path, learning_starts=2000, action_noise=None)
+    fleet = make_fleet(config, [0])
+    fleet.learn(2000)
+    acts = fleet.replay.actions[0, : 2000 // 5].reshape(-1)
+    assert abs(float(acts.mean())) < 0.03 and abs(float(acts.var()) - 1 / 3) < 0.02  # U[-1, 1]
+    config = tiny(tmp_path, learning_starts=0, action_noise=None)
+    fleet = make_fleet(config, [0])
+    fleet.obs = fleet.env.reset()
+    fleet.replay.start_episode(fleet.obs)
+    expected = fleet.agent.act({k: v.unsqueeze(1) for k, v in fleet.obs.items()})[:, 0]
+    fleet.step()
+    assert th.equal(fleet.replay.actions[0, 0, 0], expected[0])
