@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import csv
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -92,11 +91,10 @@ def train_fleet(config: dict, seeds: list[int], resume: bool = False, progress: 
             _truncate_csv(d / "eval.csv", fleet.num_timesteps)
         print(f"resuming {len(seeds)} members from step {fleet.num_timesteps}")
     else:
-        for d in run_dirs:
-            if d.exists():
-                shutil.rmtree(d)
-        if ckpt.exists():
-            ckpt.unlink()
+        taken = [d for d in run_dirs if d.exists() and any(d.iterdir())] + ([ckpt] if ckpt.exists() else [])
+        if taken:
+            raise ValueError(f"{taken[0]} already holds a run; pass --resume to continue it, or choose another "
+                             "--log-dir, --seeds or name (nothing was overwritten)")
     for d, s in zip(run_dirs, seeds, strict=True):
         d.mkdir(parents=True, exist_ok=True)
         member = {**copy.deepcopy(config), "seed": s,

@@ -38,6 +38,19 @@ def test_cli_seeds_writes_per_member_outputs(tiny, tmp_path, capsys):
         assert model.alpha == 0.2 and model.goal_reduction == "mean"
 
 
+def test_cli_seeds_never_overwrites_without_resume(tiny, tmp_path, capsys):
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(tiny(tmp_path)))
+    assert main(["--config", str(cfg), "--seeds", "0-1", "--no-progress"]) == 0
+    csv0 = tmp_path / "runs" / "tiny" / "seed0" / "eval.csv"
+    before = csv0.read_bytes()
+    capsys.readouterr()
+    assert main(["--config", str(cfg), "--seeds", "0-1", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "already holds a run" in err[0] and "--resume" in err[0]
+    assert csv0.read_bytes() == before
+
+
 def test_cli_rejects_bad_seeds(tiny, tmp_path):
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(yaml.safe_dump(tiny(tmp_path)))
