@@ -18,6 +18,7 @@ from stable_baselines3.common.noise import NormalActionNoise
 
 from rlcert.agents.deepsets import DeepSetsTD3Policy
 from rlcert.agents.multi_reengage import MultiReenGAGEDDPG
+from rlcert.envs.render import GOAL_SET_LEGEND, legend_handles
 
 N_MAX, ALPHA = 50, 10.0
 
@@ -60,7 +61,7 @@ def run(out: Path, quick: bool) -> list[str]:
             points.append((model.num_timesteps, evaluate(model, eval_env, episodes)))
         curves[name], models[name] = points, model
 
-    fig, (ax, ax_img) = plt.subplots(1, 2, figsize=(10, 4.2))
+    fig, (ax, ax_img) = plt.subplots(1, 2, figsize=(13, 4.6), gridspec_kw={"width_ratios": [1.15, 1]})
     for name, points in curves.items():
         ax.plot(*zip(*points), marker="o", label=name)
     ax.set_xlabel("environment steps")
@@ -74,7 +75,9 @@ def run(out: Path, quick: bool) -> list[str]:
     for _ in range(40):
         obs, *_ = render_env.step(model.predict(obs, deterministic=True)[0])
     ax_img.imshow(render_env.render())
-    ax_img.set_title("Multi-ReenGAGE, one test episode")
+    ax_img.set_title(f"{next(n for n in curves if n.startswith('Multi'))}: one test episode", fontsize=10)
+    ax_img.legend(handles=legend_handles(GOAL_SET_LEGEND), loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                  fontsize=8, frameon=False)
     ax_img.set_xlabel("x")
     ax_img.set_ylabel("y")
     ax_img.set_xticks([])

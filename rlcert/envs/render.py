@@ -142,8 +142,6 @@ def frame_figure(frame: np.ndarray, title: str, legend: list[tuple[str, tuple[in
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
 
     h, w = frame.shape[:2]
     height = max(width_in * h / w, 3.5) + 0.9  # short frames (BitFlipping early on) still get a readable figure
@@ -155,6 +153,17 @@ def frame_figure(frame: np.ndarray, title: str, legend: list[tuple[str, tuple[in
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=11)
+    ax.legend(handles=legend_handles(legend), loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=9,
+              frameon=False)
+    return fig
+
+
+def legend_handles(legend: list[tuple[str, tuple[int, int, int], str]]) -> list:
+    """Matplotlib legend handles for ``(label, rgb, kind)`` entries (kind: "line", "dot" or "square"), e.g.
+    :data:`GOAL_SET_LEGEND`, for drawing a rendered frame on one's own axes."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     handles = []
     for label, colour, kind in legend:
         if kind == "line":
@@ -164,8 +173,7 @@ def frame_figure(frame: np.ndarray, title: str, legend: list[tuple[str, tuple[in
                                   label=label))
         else:
             handles.append(Patch(facecolor=_rgb(colour), edgecolor="grey", label=label))
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=9, frameon=False)
-    return fig
+    return handles
 
 
 def save_frame_figure(frame: np.ndarray, path, title: str, legend: list[tuple[str, tuple[int, int, int], str]],
