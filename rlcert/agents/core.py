@@ -21,6 +21,7 @@ an unknown convention is refused.
 
 from __future__ import annotations
 
+import abc
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -59,7 +60,7 @@ def with_goal(obs: Obs, key: str, goal: th.Tensor) -> Obs:
     return out
 
 
-class GradientMatching:
+class GradientMatching(abc.ABC):
     """Base of every agent: ``alpha``, ``goal_reduction``, ``through_target_actor``, the hook and the convention.
 
     Subclasses (the families) define ``_x_of``, ``_features``, ``_actor_features``, ``_act``, ``_act_log_prob``,
@@ -101,26 +102,33 @@ class GradientMatching:
                       "meaning", stacklevel=3)
 
     # --- the family interface ---------------------------------------------------------------------------------
+    @abc.abstractmethod
     def _x_of(self, obs: Obs) -> th.Tensor:
-        raise NotImplementedError
+        """Family interface (see the class docstring)."""
 
+    @abc.abstractmethod
     def _features(self, net: Any, obs: Obs, x: th.Tensor | None) -> Any:
-        raise NotImplementedError
+        """Family interface (see the class docstring)."""
 
+    @abc.abstractmethod
     def _actor_features(self, actor: Any, critic: Any, obs: Obs, x: th.Tensor | None, critic_features: Any) -> Any:
-        raise NotImplementedError
+        """Family interface (see the class docstring)."""
 
+    @abc.abstractmethod
     def _act(self, actor: Any, features: Any) -> th.Tensor:
-        raise NotImplementedError
+        """Family interface (see the class docstring)."""
 
+    @abc.abstractmethod
     def _act_log_prob(self, actor: Any, features: Any) -> tuple[th.Tensor, th.Tensor]:
-        raise NotImplementedError
+        """Family interface (see the class docstring)."""
 
+    @abc.abstractmethod
     def _q(self, critic: Any, features: Any, actions: th.Tensor) -> tuple[th.Tensor, ...]:
-        raise NotImplementedError
+        """Family interface (see the class docstring)."""
 
+    @abc.abstractmethod
     def _reward_gradient_and_mask(self, data: Any, x_next: th.Tensor) -> tuple[th.Tensor | None, th.Tensor | None]:
-        raise NotImplementedError
+        """Family interface (see the class docstring)."""
 
     def _input_weight(self, x: th.Tensor) -> th.Tensor | None:
         return None

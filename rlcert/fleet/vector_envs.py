@@ -11,11 +11,14 @@ caller resets explicitly (:meth:`reset`), so the last observation of an episode 
 
 from __future__ import annotations
 
+import abc
+
 import torch as th
 
 
-class TorchGoalEnv:
-    """Common state: ``n`` copies, step counter, latched success ("the goal was ever reached")."""
+class TorchGoalEnv(abc.ABC):
+    """Common state: ``n`` copies, their ``state`` and ``goal`` (n, dim), step counter, latched success ("the goal
+    was ever reached")."""
 
     obs_dim: int
     goal_dim: int
@@ -28,18 +31,27 @@ class TorchGoalEnv:
         self.t = 0
         self.success = th.zeros(self.n, dtype=th.bool)
 
+    @abc.abstractmethod
     def compute_reward(self, achieved_goal: th.Tensor, desired_goal: th.Tensor) -> th.Tensor:
         """Reward for goals of shape (..., goal_dim) -> (...) float32."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def observation(self) -> dict[str, th.Tensor]:
-        raise NotImplementedError
+        """The current observation dict of (n, dim) float32 tensors."""
+
+    def _finish_step(self) -> tuple[dict[str, th.Tensor], th.Tensor, bool, th.Tensor]:
+        """After ``state`` moved: count the step, reward, latch success; the return value of ``step``."""
+        self.t += 1
+        reward = self.compute_reward(self.state, self.goal)
+        self.success = self.success | (reward == 0)
+        return self.observation(), reward, self.t >= self.max_steps, self.success.clone()
 
     def state_dict(self) -> dict:
-        return {"t": self.t, "success": self.success.clone()}
+        return {"t": self.t, "success": self.success.clone(), "state": self.state.clone(), "goal": self.goal.clone()}
 
     def load_state_dict(self, state: dict) -> None:
         self.t, self.success = int(state["t"]), state["success"].clone()
+        self.state, self.goal = state["state"].clone(), state["goal"].clone()
 
 
 class TorchContinuousSeek(TorchGoalEnv):
@@ -76,17 +88,7 @@ class TorchContinuousSeek(TorchGoalEnv):
         """action (n, d) -> (obs, reward (n,), truncated (same for all copies), success so far (n,) bool)."""
         a = action.to(th.float32).clamp(-1.0, 1.0)
         self.state = (self.state + a).clamp(-self.D, self.D)
-        self.t += 1
-        reward = self.compute_reward(self.state, self.goal)
-        self.success = self.success | (reward == 0)
-        return self.observation(), reward, self.t >= self.max_steps, self.success.clone()
-
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "state": self.state.clone(), "goal": self.goal.clone()}
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.state, self.goal = state["state"].clone(), state["goal"].clone()
+        return self._finish_step()
 
 
 class TorchBitFlipping(TorchGoalEnv):
@@ -127,14 +129,4 @@ class TorchBitFlipping(TorchGoalEnv):
         rows = th.arange(self.n)
         self.state = self.state.clone()
         self.state[rows, idx] = 1.0 - self.state[rows, idx]
-        self.t += 1
-        reward = self.compute_reward(self.state, self.goal)
-        self.success = self.success | (reward == 0)
-        return self.observation(), reward, self.t >= self.max_steps, self.success.clone()
-
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "state": self.state.clone(), "goal": self.goal.clone()}
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.state, self.goal = state["state"].clone(), state["goal"].clone()
+        return self._finish_step()
