@@ -45,7 +45,8 @@ class TorchGoalEnv(abc.ABC):
     def __init__(self, generators: list[th.Generator]) -> None:
         self.generators = list(generators)
         self.n = len(self.generators)
-        self.device = self.generators[0].device if self.generators else th.device("cpu")
+        first = self.generators[0] if self.generators else None
+        self.device = first.device if first is not None else th.device("cpu")  # None: a shape probe, never reset
         self.t = 0
         self.success = th.zeros(self.n, dtype=th.bool, device=self.device)
 
