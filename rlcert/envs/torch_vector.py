@@ -40,6 +40,8 @@ class TorchGoalEnv(abc.ABC):
     goal_shape: tuple[int, ...]
     action_dim: int
     max_steps: int
+    action_low: float = -1.0  # the gymnasium env's Box bounds (continuous actions)
+    action_high: float = 1.0
     state_names: tuple[str, ...] = ("state", "goal")
 
     def __init__(self, generators: list[th.Generator]) -> None:
@@ -211,6 +213,7 @@ class TorchDriveSeek(TorchGoalSetEnv):
         _validate.positive_int("n_max", n_max, upper=len(GRID))
         super().__init__(generators, n_max, max_steps)
         self.max_turn = _validate.positive_float("max_turn", max_turn)
+        self.action_low, self.action_high = -self.max_turn, self.max_turn
         self.action_dim = 1
         self.pos = th.zeros(self.n, 2, dtype=th.float64, device=self.device)
         self.heading = th.zeros(self.n, dtype=th.float64, device=self.device)

@@ -41,6 +41,7 @@ from rlcert.fleet.stacked import StackedMLP
 from rlcert.fleet.td3 import OBS_KEYS
 from rlcert.fleet.trainer import Fleet
 
+
 def agent_defaults(cls: type) -> dict[str, Any]:
     """Keyword defaults of ``cls.__init__`` along its MRO (a subclass's default wins): the agents' own constants."""
     out: dict[str, Any] = {}

@@ -14,8 +14,8 @@ from stable_baselines3.common.utils import LinearSchedule
 from rlcert.agents import ReenGAGEDQN
 from rlcert.envs.bit_flipping import BitFlippingEnv, bit_flipping_reward
 from rlcert.envs.torch_vector import TorchBitFlipping
-from rlcert.fleet.config import Schedule
 from rlcert.fleet.adam import StackedAdam
+from rlcert.fleet.config import Schedule
 from rlcert.fleet.dqn import DQNFleet, DQNSettings, Exploration, FleetDQN
 from rlcert.fleet.replay import Batch
 from rlcert.fleet.stacked import linears_of, load_linear_stack

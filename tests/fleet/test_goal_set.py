@@ -1,0 +1,216 @@
+"""The Multi-ReenGAGE fleet (DeepSets, goal sets): one update == rlcert.agents' MultiReenGAGEDDPG / TD3 train() at
+Table G.4 sizes (n_max 200, encoder 2 x 400, heads 1 x 400, embedding 20), tight enough that a missing /n_max, a sum
+instead of a mean, or a mean over the real gates instead of all n_max fails; members bit-identical alone or among
+others at width 256; the training loop runs on torch DriveSeek and NoisySeek."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3.common.type_aliases import DictReplayBufferSamples
+
+import rlcert.fleet.goal_set as fleet_goal_set
+from rlcert.agents import goal_gradient as gg
+from rlcert.agents.deepsets import DeepSetsTD3Policy
+from rlcert.agents.multi_reengage import MultiReenGAGEDDPG, MultiReenGAGETD3
+from rlcert.envs import NoisySeekEnv, goal_set_reward
+from rlcert.envs.torch_vector import TorchDriveSeek, TorchNoisySeek
+from rlcert.fleet.config import Schedule
+from rlcert.fleet.goal_set import FleetMultiReenGAGE, GoalSetFleet, GoalSetSettings, load_member
+from rlcert.fleet.replay import Batch
+from rlcert.fleet.stacked import linears_of
+
+N_MAX, B, GAMMA = 200, 128, 0.95
+G4 = {"embed_dim": 20, "encoder_arch": [400, 400], "head_arch": [400]}
+GOAL_SETS = np.stack([NoisySeekEnv().reset(seed=s)[0]["desired_goal"] for s in range(300)])
+
+
+def make_agent(cls, seed: int, alpha: float, lr: float, n_critics: int):
+    model = cls(DeepSetsTD3Policy, NoisySeekEnv(), alpha=alpha, seed=seed, learning_starts=0, buffer_size=10,
+                gamma=GAMMA, tau=0.05, learning_rate=lr,
+                policy_kwargs={**G4, "share_encoder": True, "n_critics": n_critics, "pooling": "n_max"})
+    with th.no_grad():  # targets differ from the online networks, so the polyak step is visible
+        for net in (model.critic_target, model.actor_target.mu):
+            for p in net.parameters():
+                p.add_(0.01 * th.randn_like(p))
+
+    class Stub:
+        batch = None
+
+        def sample(self, batch_size, env=None):
+            return self.batch
+
+    model.replay_buffer = Stub()
+    model._setup_learn(1)
+    return model
+
+
+def random_batch(gen: np.random.Generator) -> dict:
+    dg = GOAL_SETS[gen.integers(0, len(GOAL_SETS), B)]
+    pos, pos2 = gen.normal(0, 6, (B, 2)), gen.normal(0, 6, (B, 2))
+    pos2[: B // 3] = dg[: B // 3, 0, 1:] + gen.uniform(-0.4, 0.4, (B // 3, 2))  # goal hits: reward 1, dR/db = 2
+    ag, ag2 = np.rint(pos), np.rint(pos2)
+    r = goal_set_reward(ag2, dg).astype(np.float32)
+    t = lambda x: th.as_tensor(np.asarray(x, dtype=np.float32))  # noqa: E731
+    return {"obs": {"achieved_goal": t(ag), "desired_goal": t(dg), "observation": t(np.c_[pos, ag])},
+            "next": {"achieved_goal": t(ag2), "desired_goal": t(dg), "observation": t(np.c_[pos2, ag2])},
+            "actions": t(gen.uniform(-1, 1, (B, 2))), "rewards": t(r).reshape(B, 1),
+            "dones": t(gen.uniform(size=B) < 0.2).reshape(B, 1)}
+
+
+def fleet_of(models, alphas, n_critics, delay, noise, clip, **changes) -> FleetMultiReenGAGE:
+    S = len(models)
+    cfg = GoalSetSettings(obs_dim=4, n_max=N_MAX, action_dim=2, **G4, n_critics=n_critics, policy_delay=delay,
+                          learning_rate=[m.learning_rate for m in models], alpha=list(alphas), gamma=[GAMMA] * S,
+                          tau=[0.05] * S, target_policy_noise=[noise] * S, target_noise_clip=[clip] * S)
+    for key, value in changes.items():
+        setattr(cfg, key, value)
+    fleet = FleetMultiReenGAGE(cfg)
+    for k, m in enumerate(models):
+        load_member(fleet, k, m)
+    return fleet
+
+
+def opt_lr(model) -> float:
+    return model.policy.critic.optimizer.param_groups[0]["lr"]
+
+
+def assert_member_equal(fleet: FleetMultiReenGAGE, k: int, model) -> None:
+    """Gradients (Adam's first moments) and parameters of member k equal the agent's (encoder, heads, actor).
+
+    Adam's first steps are nearly lr * sign(gradient): an entry whose first gradient is ~1e-9 of the largest steps
+    differently under float rounding (seen: 1-2 of 160,000 entries, by up to 4% of lr after two steps), so
+    parameters must agree to 2e-6 except for at most 0.01% of the entries, and to 10% of lr everywhere; the gradients themselves are compared tightly everywhere (that is where a wrong
+    convention shows)."""
+    lr = float(opt_lr(model))
+    pol = model.policy
+    opts = {id(p): opt for opt in (pol.critic.optimizer, pol.actor.optimizer) for g in opt.param_groups
+            for p in g["params"]}
+    C = fleet.cfg.n_critics
+    groups = [(fleet.encoder, fleet.encoder_opt, k, pol.critic.encoder),
+              (fleet.actor, fleet.actor_opt, k, pol.actor.mu)]
+    groups += [(fleet.critic, fleet.critic_opt, k * C + j, pol.critic.q_networks[j]) for j in range(C)]
+    for net, opt, idx, module in groups:
+        for i, ((w, b), lin) in enumerate(zip(net.layers(), linears_of(module), strict=True)):
+            state = opts[id(lin.weight)].state
+            for mine_m, mine_p, p in ((opt.exp_avg[2 * i][idx].T, w[idx].T, lin.weight),
+                                      (opt.exp_avg[2 * i + 1][idx, 0], b[idx, 0], lin.bias)):
+                if p in state:  # (the actor's optimiser has no state before its first, delayed step)
+                    theirs = state[p]["exp_avg"]
+                    th.testing.assert_close(mine_m, theirs, rtol=2e-4, atol=2e-5 * float(theirs.abs().max()))
+                diff = (mine_p - p.detach()).abs()
+                assert float(diff.max()) <= 0.1 * lr and float((diff > 2e-6).float().mean()) < 1e-4
+    for net, idx, module in [(fleet.encoder_target, k, pol.critic_target.encoder),
+                             (fleet.actor_target, k, pol.actor_target.mu)]:
+        for (w, _), lin in zip(net.layers(), linears_of(module), strict=True):
+            th.testing.assert_close(w[idx].T, lin.weight, rtol=1e-5, atol=1e-5)
+
+
+CASES = [  # (id, class, alphas per member, n_critics, policy_delay, target noise, clip)
+    ("ddpg_mrg", MultiReenGAGEDDPG, [10.0, 20.0], 1, 1, 0.0, 0.0),
+    ("ddpg_alpha0", MultiReenGAGEDDPG, [0.0, 0.0], 1, 1, 0.0, 0.0),
+    ("td3_mrg", MultiReenGAGETD3, [5.0], 2, 2, 0.2, 0.5),
+]
+
+
+def run_case(case, steps: int = 2, **changes) -> None:
+    _, cls, alphas, n_critics, delay, noise, clip = case
+    th.manual_seed(0)
+    models = [make_agent(cls, seed=10 + k, alpha=a, lr=[1e-3, 5e-4][k], n_critics=n_critics)
+              for k, a in enumerate(alphas)]
+    fleet = fleet_of(models, alphas, n_critics, delay, noise, clip, **changes)
+    gen = np.random.default_rng(1)
+    for step in range(steps):
+        batches = [random_batch(gen) for _ in models]
+        noises = []
+        for k, (m, b) in enumerate(zip(models, batches, strict=True)):
+            m.replay_buffer.batch = DictReplayBufferSamples(b["obs"], b["actions"], b["next"], b["dones"],
+                                                           b["rewards"], None)
+            th.manual_seed(100 * step + k)  # the agent's TD3 target noise comes from the global generator
+            noises.append(th.empty(B, 2).normal_(0, noise).clamp(-clip, clip))
+            th.manual_seed(100 * step + k)
+            m.train(gradient_steps=1, batch_size=B)
+        stack = Batch({key: th.stack([b["obs"][key] for b in batches]) for key in batches[0]["obs"]},
+                      th.stack([b["actions"] for b in batches]),
+                      {key: th.stack([b["next"][key] for b in batches]) for key in batches[0]["next"]},
+                      th.stack([b["rewards"] for b in batches]), th.stack([b["dones"] for b in batches]))
+        out = fleet.update(stack, target_noise=th.stack(noises) if clip > 0 else None)
+        for k, m in enumerate(models):
+            assert_member_equal(fleet, k, m)
+            if alphas[k] > 0:
+                logged = m.logger.name_to_value["train/gate_gradient_loss"]
+                assert abs(float(out["gate_gradient_loss"][k]) - logged) <= 1e-4 * abs(logged)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_fleet_update_equals_multi_reengage_train(case):
+    run_case(case)
+
+
+def real_gates_mean(grad_q: th.Tensor, grad_target: th.Tensor, reduction: str) -> th.Tensor:
+    """A wrong penalty: the squared error averaged over each row's real gates instead of all n_max."""
+    sq = (grad_q - grad_target.detach()) ** 2
+    real = (grad_target != 0) | (grad_q.detach() != 0)
+    return (sq.sum(-1) / real.sum(-1).clamp(min=1)).mean(-1)
+
+
+@pytest.mark.parametrize("mutation", ["pooling_without_n_max", "sum_over_gates", "mean_over_real_gates"])
+def test_equivalence_check_fails_on_wrong_conventions(mutation, monkeypatch):
+    """Not vacuous: each wrong convention is detected on the first update."""
+    changes = {"pooling_without_n_max": {"pooling": "sum"}, "sum_over_gates": {"goal_reduction": "sum"},
+               "mean_over_real_gates": {}}[mutation]
+    if mutation == "mean_over_real_gates":
+        monkeypatch.setattr(fleet_goal_set, "gate_penalty", real_gates_mean)
+        assert gg.reengage_penalty is not real_gates_mean  # the agent keeps its own
+    if mutation == "pooling_without_n_max":  # the template encoder is built from the settings
+        changes = {}
+        original = fleet_goal_set.GoalSetEncoder
+        monkeypatch.setattr(fleet_goal_set, "GoalSetEncoder",
+                            lambda *a, divisor=1.0, **kw: original(*a, divisor=1.0, **kw))
+    with pytest.raises(AssertionError):
+        run_case(CASES[0], steps=1, **changes)
+
+
+# ---- the loop ---------------------------------------------------------------------------------------------------
+def make_fleet(seeds, env_cls=TorchNoisySeek, width: int = 256, n_max: int = 20, alpha: float = 10.0):
+    S = len(seeds)
+    settings = GoalSetSettings(obs_dim=env_cls.obs_dim, n_max=n_max, action_dim=2 if env_cls is TorchNoisySeek else 1,
+                               embed_dim=8, encoder_arch=[width, width], head_arch=[width], learning_rate=[1e-3] * S,
+                               alpha=[alpha] * S, gamma=[0.95] * S, tau=[0.05] * S, target_policy_noise=[0.0] * S,
+                               target_noise_clip=[0.0] * S)
+    schedule = Schedule(learning_starts=45, train_freq=1, gradient_steps=1, batch_size=8, buffer_size=400,
+                        n_sampled_goal=0, her=False)
+    return GoalSetFleet(settings, schedule, seeds, env_cls, {"n_max": n_max, "max_steps": 10}, [0.1] * S)
+
+
+def member_params(fleet: GoalSetFleet, k: int) -> list[th.Tensor]:
+    nets = ("encoder", "critic", "actor", "encoder_target", "critic_target", "actor_target")
+    return [p[k] for name in nets for p in getattr(fleet.agent, name).parameters()]
+
+
+def test_member_alone_equals_member_among_others_at_width_256():
+    alone, crowd = make_fleet([2]), make_fleet([0, 1, 2])
+    alone.learn(60)
+    crowd.learn(60)
+    assert alone.agent.n_updates == 60 - 45
+    for a, c in zip(member_params(alone, 0), member_params(crowd, 2), strict=True):
+        assert th.equal(a, c)
+    assert not all(th.equal(a, c) for a, c in zip(member_params(alone, 0), member_params(crowd, 1), strict=True))
+
+
+@pytest.mark.parametrize("env_cls", [TorchDriveSeek, TorchNoisySeek])
+def test_loop_runs_evaluates_and_resumes(env_cls):
+    straight = make_fleet([0, 1], env_cls, width=16)
+    straight.learn(55)
+    first = make_fleet([0, 1], env_cls, width=16)
+    first.learn(48)
+    second = make_fleet([0, 1], env_cls, width=16)
+    second.load_state_dict(first.state_dict())
+    second.learn(55)
+    for a, b in zip(member_params(straight, 1), member_params(second, 1), strict=True):
+        assert th.equal(a, b)
+    stats = straight.evaluate(episodes=3)
+    assert stats["mean_return"].shape == (2,) and bool((stats["mean_return"] >= 0).all())
+    if env_cls is TorchDriveSeek:  # actions are unscaled to radians as SB3 does: |turn| <= 0.5
+        assert straight.replay.actions.abs().max() <= 1.0
