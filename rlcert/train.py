@@ -508,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main_seeds(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """``--seeds``: the fleet (rlcert.fleet) if it supports the config, else sequential runs of :func:`train`."""
-    from rlcert.fleet.config import unsupported_reason
+    from rlcert.fleet.families import unsupported_reason
     from rlcert.fleet.run import parse_seeds, train_fleet
 
     if args.seed is not None:

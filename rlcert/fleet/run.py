@@ -21,7 +21,7 @@ import torch as th
 import yaml
 from tqdm import tqdm
 
-from rlcert.fleet.config import read_config
+from rlcert.fleet import families
 from rlcert.fleet.trainer import Fleet
 
 CSV_FIELDS = ["timesteps", "success_rate", "mean_return", "std_return", "episodes", "metric", "wall_time_s"]
@@ -77,14 +77,13 @@ def train_fleet(config: dict, seeds: list[int], resume: bool = False, progress: 
     """Train one member per seed together; returns the members' run directories (see the module docstring)."""
     if config.get("torch_threads"):
         th.set_num_threads(int(config["torch_threads"]))
-    settings, schedule, noise, env_cls = read_config(config, len(seeds), member_overrides)
+    fleet = families.build_fleet(config, seeds, member_overrides)  # refuses an unsupported config before writing
     ev = config["eval"]
     freq, episodes, metric = int(ev["freq"]), int(ev["episodes"]), ev["metric"]
     if freq <= 0 or episodes <= 0 or metric not in ("ever", "final", "return"):
         raise ValueError(f"eval needs freq > 0, episodes > 0, metric in ever|final|return; got {ev}")
     run_dirs = [Path(config["log_dir"]) / config["name"] / f"seed{s}" for s in seeds]
     ckpt = checkpoint_path(config, seeds)
-    fleet = Fleet(settings, schedule, seeds, env_cls, config.get("env_kwargs") or {}, noise)
     if resume and ckpt.exists():
         fleet.load_state_dict(th.load(ckpt, weights_only=False))
         for d in run_dirs:
@@ -135,7 +134,10 @@ def train_fleet(config: dict, seeds: list[int], resume: bool = False, progress: 
         raise SystemExit(130) from None
     bar.close()
     if export:
-        export_all(fleet, config, run_dirs)
+        if families.algo_name(config) in families.TD3_ALGOS:
+            export_all(fleet, config, run_dirs)
+        else:
+            families.export_all(fleet, config, run_dirs)
     return run_dirs
 
 
