@@ -81,8 +81,8 @@ def assert_member_equal(fleet: FleetMultiReenGAGE, k: int, model) -> None:
 
     Adam's first steps are nearly lr * sign(gradient): an entry whose first gradient is ~1e-9 of the largest steps
     differently under float rounding (seen: 1-2 of 160,000 entries, by up to 4% of lr after two steps), so
-    parameters must agree to 2e-6 except for at most 0.01% of the entries, and to 10% of lr everywhere; the gradients themselves are compared tightly everywhere (that is where a wrong
-    convention shows)."""
+    parameters must agree to 2e-6 except for at most 0.01% of the entries, and to 10% of lr everywhere; the
+    gradients themselves are compared tightly everywhere (that is where a wrong convention shows)."""
     lr = float(opt_lr(model))
     pol = model.policy
     opts = {id(p): opt for opt in (pol.critic.optimizer, pol.actor.optimizer) for g in opt.param_groups
