@@ -99,7 +99,7 @@ def assert_member_equal(fleet: FleetMultiReenGAGE, k: int, model) -> None:
                 if p in state:  # (the actor's optimiser has no state before its first, delayed step)
                     theirs = state[p]["exp_avg"]
                     th.testing.assert_close(mine_m, theirs, rtol=2e-4, atol=2e-5 * float(theirs.abs().max()))
-                diff = (mine_p - p.detach()).abs()
+                diff = (mine_p.detach() - p.detach()).abs()
                 assert float(diff.max()) <= 0.1 * lr and float((diff > 2e-6).float().mean()) < 1e-4
     for net, idx, module in [(fleet.encoder_target, k, pol.critic_target.encoder),
                              (fleet.actor_target, k, pol.actor_target.mu)]:
