@@ -121,8 +121,8 @@ def member_errors(fleet, k, model, start: dict, grads: dict) -> tuple[float, flo
                     g = g.T if j == 0 else g[0]
                     grad_err = max(grad_err, rel(g, theirs.grad, theirs.grad))
     if isinstance(fleet, FleetSAC) and model.ent_coef_optimizer is not None:
-        param_err = max(param_err, abs(float(fleet.log_ent_coef[k].detach()) - float(model.log_ent_coef.detach())) / max(
-            abs(float(model.log_ent_coef.detach()) - start["log_ent_coef", k]), 1e-30))
+        ours, theirs = float(fleet.log_ent_coef[k].detach()), float(model.log_ent_coef.detach())
+        param_err = max(param_err, abs(ours - theirs) / max(abs(theirs - start["log_ent_coef", k]), 1e-30))
     return grad_err, param_err
 
 
