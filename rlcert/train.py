@@ -38,7 +38,7 @@ import yaml
 
 DEFAULT_EVAL = {"freq": 2000, "episodes": 50, "metric": "ever"}
 KNOWN_KEYS = {"name", "algo", "policy", "env", "env_kwargs", "n_envs", "seed", "total_timesteps", "algo_kwargs",
-              "eval", "log_dir", "checkpoint", "torch_threads", "notes", "observation_noise"}
+              "eval", "log_dir", "checkpoint", "torch_threads", "notes", "observation_noise", "precision"}
 
 
 def import_object(spec: str) -> Any:
@@ -216,6 +216,8 @@ def validate_config(config: dict) -> None:
     threads = config.get("torch_threads")
     if threads is not None and (not _is_int(threads) or threads < 1):
         raise ValueError(f"torch_threads must be an integer >= 1, got {threads!r}")
+    if config.get("precision", "fp32") not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be 'fp32' or 'bf16' (bf16: the fleet's matmuls), got {config['precision']!r}")
     if "checkpoint" in config and not isinstance(config["checkpoint"], bool):
         raise ValueError(f"checkpoint must be true or false, got {config['checkpoint']!r}")
     ev = config["eval"]
@@ -396,6 +398,9 @@ def train(config: dict, resume: bool = False, progress: bool = True, verbose: in
 
     from rlcert.agents.callbacks import EvalCheckpointCallback, TqdmCallback
 
+    if config.get("precision", "fp32") != "fp32":
+        raise ValueError(f"precision {config['precision']!r} is a fleet setting (rlcert train --seeds with a config "
+                         "the fleet supports); one run trains in fp32")
     if config.get("torch_threads"):
         th.set_num_threads(int(config["torch_threads"]))
     algo_cls = resolve_algo(config["algo"])
@@ -508,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main_seeds(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """``--seeds``: the fleet (rlcert.fleet) if it supports the config, else sequential runs of :func:`train`."""
-    from rlcert.fleet.families import unsupported_reason
+    from rlcert.fleet.config import unsupported_reason
     from rlcert.fleet.run import parse_seeds, train_fleet
 
     if args.seed is not None:

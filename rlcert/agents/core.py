@@ -289,32 +289,9 @@ class GoalInput(GradientMatching):
         if cols_c is None or cols_a is None or not mu or type(mu[-1]) is not th.nn.Tanh:
             return None
         fa = actor.extract_features(obs, actor.features_extractor)
-        actor_pass = gg.relu_mlp_forward(th.nn.Sequential(*mu[:-1]), fa)
         critic_in = critic.extract_features(obs, critic.features_extractor)
-        if actor_pass is None:
-            return None
-        pre, actor_masks = actor_pass
-        squashed = th.tanh(pre)
-        shifted = squashed + next_value.noise
-        actions = shifted.clamp(-1, 1)
-        passes = [gg.relu_mlp_forward(q_net, th.cat([critic_in, actions], dim=1)) for q_net in critic.q_networks]
-        if any(p is None for p in passes) or passes[0][0].shape[1] != 1:
-            return None
-        q_values, best = th.min(th.cat([p[0] for p in passes], dim=1), dim=1, keepdim=True)
-        rows = th.arange(pre.shape[0], device=pre.device) if rows is None else rows
-        n_in = critic_in.shape[1]
-        grad_in = th.stack([gg.relu_mlp_vjp(q_net, masks, th.ones(rows.numel(), 1, dtype=pre.dtype,
-                                                                   device=pre.device), rows)
-                            for q_net, (_, masks) in zip(critic.q_networks, passes)], dim=1)  # (R, n_critics, in)
-        grad_in = grad_in.gather(1, best[rows].unsqueeze(-1).expand(-1, 1, grad_in.shape[2])).squeeze(1)
-        grad = grad_in[:, cols_c]
-        if self.through_target_actor:
-            inside = ((shifted[rows] >= -1) & (shifted[rows] <= 1)).to(pre.dtype)
-            d_pre = grad_in[:, n_in:] * inside * (1 - squashed[rows] ** 2)
-            grad = grad + gg.relu_mlp_vjp(th.nn.Sequential(*mu[:-1]), actor_masks, d_pre, rows)[:, cols_a]
-        full = th.zeros(pre.shape[0], grad.shape[1], dtype=pre.dtype, device=pre.device)
-        full[rows] = grad
-        return q_values, full
+        return gg.td3_target_and_goal_gradient(th.nn.Sequential(*mu[:-1]), list(critic.q_networks), fa, critic_in,
+                                               next_value.noise, cols_c, cols_a, rows, self.through_target_actor)
 
     def _goal_columns(self, net: Any, need_unshared: bool = True) -> slice | None:
         """Where the goal sits in the input of SB3's MLP heads (``CombinedExtractor`` features first), or None when

@@ -21,7 +21,7 @@ import torch as th
 import yaml
 from tqdm import tqdm
 
-from rlcert.fleet import families
+from rlcert.fleet.config import read_config
 from rlcert.fleet.trainer import Fleet
 
 CSV_FIELDS = ["timesteps", "success_rate", "mean_return", "std_return", "episodes", "metric", "wall_time_s"]
@@ -77,14 +77,20 @@ def train_fleet(config: dict, seeds: list[int], resume: bool = False, progress: 
     """Train one member per seed together; returns the members' run directories (see the module docstring)."""
     if config.get("torch_threads"):
         th.set_num_threads(int(config["torch_threads"]))
-    fleet = families.build_fleet(config, seeds, member_overrides)  # refuses an unsupported config before writing
+    settings, schedule, family, env_cls = read_config(config, len(seeds), member_overrides)
     ev = config["eval"]
     freq, episodes, metric = int(ev["freq"]), int(ev["episodes"]), ev["metric"]
     if freq <= 0 or episodes <= 0 or metric not in ("ever", "final", "return"):
         raise ValueError(f"eval needs freq > 0, episodes > 0, metric in ever|final|return; got {ev}")
     run_dirs = [Path(config["log_dir"]) / config["name"] / f"seed{s}" for s in seeds]
     ckpt = checkpoint_path(config, seeds)
-    if resume and ckpt.exists():
+    fleet = Fleet(settings, schedule, seeds, env_cls, config.get("env_kwargs") or {}, family)
+    if resume and not ckpt.exists():
+        print(f"no fleet checkpoint at {ckpt} yet: starting the {len(seeds)} members from scratch")
+        for d in run_dirs:
+            (d / "eval.csv").unlink(missing_ok=True)  # rows of an attempt that never reached a checkpoint
+    resumed = resume and ckpt.exists()
+    if resumed:
         fleet.load_state_dict(th.load(ckpt, weights_only=False))
         for d in run_dirs:
             _truncate_csv(d / "eval.csv", fleet.num_timesteps)
@@ -101,12 +107,15 @@ def train_fleet(config: dict, seeds: list[int], resume: bool = False, progress: 
         (d / "config.yaml").write_text(yaml.safe_dump(member, sort_keys=False))
     t0 = time.perf_counter()
 
+    last_eval = [fleet.num_timesteps if resumed else -1]  # a checkpoint follows an evaluation
+
     def evaluate_and_save(f: Fleet) -> None:
         stats = f.evaluate(episodes)
-        rate = {"ever": stats["success_ever"], "final": stats["success_final"],
-                "return": th.full_like(stats["mean_return"], float("nan"))}[metric]
+        hits = {"ever": stats["successes_ever"], "final": stats["successes_final"]}.get(metric)
+        last_eval[0] = f.num_timesteps
         for k, d in enumerate(run_dirs):
-            _append_row(d / "eval.csv", {"timesteps": f.num_timesteps, "success_rate": float(rate[k]),
+            rate = float("nan") if hits is None else int(hits[k]) / episodes  # an exact fraction of the episodes
+            _append_row(d / "eval.csv", {"timesteps": f.num_timesteps, "success_rate": rate,
                                          "mean_return": float(stats["mean_return"][k]),
                                          "std_return": float(stats["std_return"][k]), "episodes": episodes,
                                          "metric": metric, "wall_time_s": round(time.perf_counter() - t0, 2)})
@@ -128,16 +137,15 @@ def train_fleet(config: dict, seeds: list[int], resume: bool = False, progress: 
         if fleet.num_timesteps == 0 and not (run_dirs[0] / "eval.csv").exists():
             evaluate_and_save(fleet)
         fleet.learn(total, callback)
+        if last_eval[0] != fleet.num_timesteps:  # the final step is always evaluated
+            evaluate_and_save(fleet)
     except KeyboardInterrupt:
         bar.close()
         print(f"\ninterrupted at step {fleet.num_timesteps}; evaluations so far are kept, continue with --resume")
         raise SystemExit(130) from None
     bar.close()
     if export:
-        if families.algo_name(config) in families.TD3_ALGOS:
-            export_all(fleet, config, run_dirs)
-        else:
-            families.export_all(fleet, config, run_dirs)
+        export_all(fleet, config, run_dirs)
     return run_dirs
 
 

@@ -1,8 +1,11 @@
 """Multi-layer perceptrons of S independent members as stacked tensors (one batched matmul per layer).
 
 A layer of S members is a weight (S, in, out) and a bias (S, 1, out); ``x`` (S, B, in) maps to
-``baddbmm(bias, x, weight)`` (S, B, out). Member k's output depends only on member k's input and parameters, so
-summing the members' losses and back-propagating once gives every member its own gradient.
+``x @ weight + bias`` (S, B, out) by :func:`rlcert.agents.goal_gradient.affine` (the agents' own layer function,
+which also gives the written-out input gradients of :mod:`rlcert.agents.goal_gradient` a member axis). Member k's
+output depends only on member k's input and parameters, and its rounding does not depend on S (a one-output
+layer is a multiply-and-sum, not a batched GEMV), so summing the members' losses and back-propagating once gives
+every member exactly its own gradient.
 
 Weights are stored transposed with respect to ``torch.nn.Linear`` (``nn.Linear.weight`` is (out, in));
 :func:`load_linear_stack` / :func:`linear_state` convert between the two.
@@ -14,6 +17,8 @@ import math
 
 import torch as th
 from torch import nn
+
+from rlcert.agents.goal_gradient import Layers, affine
 
 
 class StackedMLP(nn.Module):
@@ -35,7 +40,8 @@ class StackedMLP(nn.Module):
     def n_layers(self) -> int:
         return len(self.sizes) - 1
 
-    def layers(self) -> list[tuple[th.Tensor, th.Tensor]]:
+    def layers(self) -> Layers:
+        """[(weight (n, in, out), bias (n, 1, out))] per layer: the :data:`rlcert.agents.goal_gradient.Layers`."""
         return [(getattr(self, f"weight{i}"), getattr(self, f"bias{i}")) for i in range(self.n_layers)]
 
     @th.no_grad()
@@ -50,7 +56,7 @@ class StackedMLP(nn.Module):
         """x (n, B, in) -> (n, B, out)."""
         layers = self.layers()
         for i, (w, b) in enumerate(layers):
-            x = th.baddbmm(b, x, w)
+            x = affine(x, w, b)
             if i < len(layers) - 1:
                 x = th.relu(x)
         return th.tanh(x) if self.squash else x

@@ -3,118 +3,173 @@
 One :meth:`FleetTD3.update` is, for every member k, the update of ``rlcert.agents.ReenGAGEDDPG`` /
 ``ReenGAGETD3`` (and of stock SB3 DDPG / TD3 at alpha = 0) on member k's batch:
 
-* target   y = r + (1 - done) gamma_k min_j Q'_j(s', clip(pi'(s', g) + noise, -1, 1), g)
-* critic   sum_j mse(Q_j(s, a, g), y) + alpha_k sum_j mean_b[ mask_b * red_i (dQ_j/dg_i - dy/dg_i)^2 ],
-  red = mean over goal coordinates ("mean", the published convention) or sum ("sum"); dy/dg is the total
-  derivative (through the target actor), detached; mask_b = 1[r_b = c_low] (sparse mode)
+* target   y = r + (1 - done) gamma_k min_j Q'_j(s', clip(pi'(s', g) + noise, -1, 1), g) and, with ReenGAGE, its
+  total goal derivative: :func:`rlcert.agents.goal_gradient.td3_target_and_goal_gradient` (the agents' closed form)
+* critic   sum_j mse(Q_j(s, a, g), y) + alpha_k sum_j E_j with E_j the agents' penalty
+  (:func:`~rlcert.agents.goal_gradient.reengage_penalty`, sparse mask :func:`~rlcert.agents.goal_gradient.sparse_mask`)
+  on d/dg Q_j written out (:func:`~rlcert.agents.goal_gradient.relu_mlp_input_gradient`: a first-order backward, no
+  double backward), for all members at once (their functions with a leading member axis)
 * actor    -mean_b Q_1(s, pi(s, g), g), every ``policy_delay`` updates, after the critic step, then polyak
   updates of both target networks with tau_k.
 
 Networks follow SB3's ``MultiInputPolicy`` for Dict observations: input = concat(achieved_goal, desired_goal,
 observation) (gymnasium sorts Dict keys), actor = MLP + tanh, critic = MLP on concat(features, action).
-Per-member settings (tensors of shape (S,)): learning rate, alpha, gamma, tau, target policy noise and clip.
+Per-member settings: learning rate, alpha, gamma, tau, target policy noise and clip, action noise.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import torch as th
 
+from rlcert.agents import goal_gradient as gg
 from rlcert.fleet.adam import StackedAdam
+from rlcert.fleet.family import (
+    OBS_KEYS,
+    FleetAlgorithm,
+    MemberSettings,
+    clone_net,
+    col,
+    features,
+    gaussian,
+    goal_columns,
+    polyak,
+    uniform_actions,
+)
 from rlcert.fleet.replay import Batch
-from rlcert.fleet.stacked import StackedMLP
+from rlcert.fleet.stacked import StackedMLP, linears_of
 
-OBS_KEYS = ("achieved_goal", "desired_goal", "observation")  # gymnasium's sorted Dict key order
+__all__ = ["OBS_KEYS", "FleetSettings", "FleetTD3"]
 
 
 @dataclass
-class FleetSettings:
-    """Shape-defining settings shared by all members, and per-member settings (lists of length S)."""
+class FleetSettings(MemberSettings):
+    """DDPG/TD3(+ReenGAGE) settings: shared shapes and options, per-member lists of length S."""
 
-    obs_dim: int
-    goal_dim: int
-    action_dim: int
-    net_arch: list[int] = field(default_factory=lambda: [256, 256])
     n_critics: int = 1
     policy_delay: int = 1
     goal_reduction: str = "mean"
     c_low: float = -1.0
-    learning_rate: list[float] = field(default_factory=lambda: [1e-3])
+    through_target_actor: bool = True
     alpha: list[float] = field(default_factory=lambda: [0.0])
-    gamma: list[float] = field(default_factory=lambda: [0.99])
-    tau: list[float] = field(default_factory=lambda: [0.005])
     target_policy_noise: list[float] = field(default_factory=lambda: [0.0])
     target_noise_clip: list[float] = field(default_factory=lambda: [0.0])
+    action_noise_sigma: list[float] | None = None
+
+    PER_MEMBER = ("gamma", "tau", "alpha", "target_policy_noise", "target_noise_clip")
 
     def __post_init__(self) -> None:
-        if self.goal_reduction not in ("sum", "mean"):
-            raise ValueError(f"goal_reduction must be 'sum' or 'mean', got {self.goal_reduction!r}")
+        super().__post_init__()
+        if self.goal_reduction not in gg.REDUCTIONS:
+            raise ValueError(f"goal_reduction must be one of {gg.REDUCTIONS}, got {self.goal_reduction!r}")
         if self.n_critics < 1 or self.policy_delay < 1:
             raise ValueError(f"n_critics and policy_delay must be >= 1, got {self.n_critics}, {self.policy_delay}")
-        n = len(self.learning_rate)
-        for name in ("alpha", "gamma", "tau", "target_policy_noise", "target_noise_clip"):
-            if len(getattr(self, name)) != n:
-                raise ValueError(f"{name} must have one value per member ({n}), got {len(getattr(self, name))}")
         if any(a < 0 for a in self.alpha):
             raise ValueError(f"alpha must be >= 0, got {self.alpha}")
-
-    @property
-    def n_members(self) -> int:
-        return len(self.learning_rate)
+        if self.action_noise_sigma is None:
+            self.action_noise_sigma = [0.0] * self.n_members
 
 
-def _col(values: list[float]) -> th.Tensor:
-    return th.tensor(values, dtype=th.float32).reshape(-1, 1, 1)
+def action_noise_sigma(agent: Any) -> float:
+    """The scalar sigma of an agent's Gaussian action noise (0 without noise)."""
+    noise = getattr(agent, "action_noise", None)
+    if noise is None:
+        return 0.0
+    sigma = np.asarray(noise._sigma, dtype=np.float64)
+    if np.any(np.asarray(noise._mu) != 0) or np.ptp(sigma) != 0:
+        raise ValueError("the fleet needs zero-mean action noise with one sigma for every action coordinate")
+    return float(sigma.reshape(-1)[0])
 
 
-class FleetTD3:
-    """Stacked actor, critics (S * n_critics, member-major) and their targets, with one Adam each."""
+class FleetTD3(FleetAlgorithm):
+    """Stacked actor, critics (one :class:`StackedMLP` per critic index) and their targets, with one Adam each."""
 
     def __init__(self, settings: FleetSettings, generators: list[th.Generator] | None = None) -> None:
         self.cfg = s = settings
         S, C = s.n_members, s.n_critics
         feat = s.obs_dim + 2 * s.goal_dim
         self.actor = StackedMLP(S, feat, s.net_arch, s.action_dim, squash=True)
-        self.critic = StackedMLP(S * C, feat + s.action_dim, s.net_arch, 1)
+        self.critics = [StackedMLP(S, feat + s.action_dim, s.net_arch, 1) for _ in range(C)]
         if generators is not None:  # SB3 order: actor (then its target copy), then the critics
             for k, g in enumerate(generators):
                 self.actor.init_member(k, g)
-                for j in range(C):
-                    self.critic.init_member(k * C + j, g)
-        self.actor_target = StackedMLP(S, feat, s.net_arch, s.action_dim, squash=True)
-        self.critic_target = StackedMLP(S * C, feat + s.action_dim, s.net_arch, 1)
-        self.sync_targets()
+                for c in self.critics:
+                    c.init_member(k, g)
+        self.actor_target = clone_net(self.actor)
+        self.critic_targets = [clone_net(c) for c in self.critics]
         lr = th.tensor(s.learning_rate, dtype=th.float64)
         self.actor_opt = StackedAdam(list(self.actor.parameters()), lr)
-        self.critic_opt = StackedAdam(list(self.critic.parameters()), lr.repeat_interleave(C))
-        self.alpha, self.gamma, self.tau = _col(s.alpha), _col(s.gamma), th.tensor(s.tau, dtype=th.float32)
-        self.noise_sigma, self.noise_clip = _col(s.target_policy_noise), _col(s.target_noise_clip)
+        self.critic_opt = StackedAdam([p for c in self.critics for p in c.parameters()], lr)
+        self.alpha, self.gamma, self.tau = col(s.alpha), col(s.gamma), th.tensor(s.tau, dtype=th.float32)
+        self.noise_sigma, self.noise_clip = col(s.target_policy_noise), col(s.target_noise_clip)
+        self.action_sigma = th.tensor(s.action_noise_sigma, dtype=th.float32).reshape(-1, 1)
+        self.cols = goal_columns(s.goal_dim)
         self.n_updates = 0
+
+    # ----- plugging in -----------------------------------------------------------------------------------------
+    @classmethod
+    def settings_from_agent(cls, agent: Any, env: Any, n_members: int, precision: str) -> FleetSettings:
+        def member(name: str, value: float) -> list[float]:
+            return [float(value)] * n_members
+
+        return FleetSettings(
+            obs_dim=env.obs_dim, goal_dim=env.goal_dim, action_dim=env.action_dim, net_arch=list(agent.actor.net_arch),
+            n_critics=len(agent.critic.q_networks), policy_delay=int(agent.policy_delay),
+            goal_reduction=getattr(agent, "goal_reduction", "mean"), c_low=float(getattr(agent, "c_low", -1.0)),
+            through_target_actor=bool(getattr(agent, "through_target_actor", True)),
+            learning_rate=member("learning_rate", agent.learning_rate), alpha=member("alpha", getattr(agent, "alpha",
+                                                                                                        0.0)),
+            gamma=member("gamma", agent.gamma), tau=member("tau", agent.tau),
+            target_policy_noise=member("target_policy_noise", agent.target_policy_noise),
+            target_noise_clip=member("target_noise_clip", agent.target_noise_clip),
+            action_noise_sigma=member("action_noise_sigma", action_noise_sigma(agent)), precision=precision)
+
+    @classmethod
+    def member_overridable(cls) -> tuple[str, ...]:
+        return ("learning_rate", "alpha", "gamma", "tau", "target_policy_noise", "target_noise_clip",
+                "action_noise_sigma")
+
+    def modules(self) -> dict[str, StackedMLP]:
+        out = {"actor": self.actor, "actor_target": self.actor_target}
+        for j, (c, t) in enumerate(zip(self.critics, self.critic_targets, strict=True)):
+            out[f"critic{j}"], out[f"critic_target{j}"] = c, t
+        return out
+
+    def optimizers(self) -> dict[str, StackedAdam]:
+        return {"actor": self.actor_opt, "critic": self.critic_opt}
+
+    def member_pairs(self, k: int, model: Any) -> list[tuple[StackedMLP, int, list]]:
+        if len(model.critic.q_networks) != self.cfg.n_critics:
+            raise ValueError(f"agent has {len(model.critic.q_networks)} critics, the fleet {self.cfg.n_critics}")
+        pairs = [(self.actor, k, linears_of(model.actor.mu)), (self.actor_target, k, linears_of(model.actor_target.mu))]
+        for j in range(self.cfg.n_critics):
+            pairs.append((self.critics[j], k, linears_of(model.critic.q_networks[j])))
+            pairs.append((self.critic_targets[j], k, linears_of(model.critic_target.q_networks[j])))
+        return pairs
 
     def sync_targets(self) -> None:
         """Targets := online networks (at construction and after loading member parameters)."""
         self.actor_target.load_state_dict(self.actor.state_dict())
-        self.critic_target.load_state_dict(self.critic.state_dict())
+        for c, t in zip(self.critics, self.critic_targets, strict=True):
+            t.load_state_dict(c.state_dict())
 
-    # ----- forward passes --------------------------------------------------------------------------------------
-    @staticmethod
-    def features(obs: dict[str, th.Tensor], goal: th.Tensor | None = None) -> th.Tensor:
-        parts = [obs[k] if (k != "desired_goal" or goal is None) else goal for k in OBS_KEYS]
-        return th.cat(parts, dim=-1)
-
+    # ----- acting ------------------------------------------------------------------------------------------------
     def act(self, obs: dict[str, th.Tensor]) -> th.Tensor:
-        """Deterministic actions (S, B, a) in [-1, 1] for observations of (S, B, dim)."""
         with th.no_grad():
-            return self.actor(self.features(obs))
+            return self.actor(features(obs))
 
-    def _critics(self, net: StackedMLP, feats: th.Tensor, actions: th.Tensor) -> th.Tensor:
-        """feats (S, C, B, f) or (S, B, f) with actions (S, B, a) -> Q (S, C, B, 1)."""
-        S, C = self.cfg.n_members, self.cfg.n_critics
-        if feats.dim() == 3:
-            feats = feats.unsqueeze(1).expand(S, C, *feats.shape[1:])
-        x = th.cat([feats, actions.unsqueeze(1).expand(S, C, *actions.shape[1:])], dim=-1)
-        return net(x.reshape(S * C, *x.shape[2:])).reshape(S, C, x.shape[2], 1)
+    def explore(self, obs: dict[str, th.Tensor], generators: list[th.Generator], warm_up: bool) -> th.Tensor:
+        """SB3's ``_sample_action``: uniform (warm-up) or the actor's action, plus Gaussian action noise, clipped."""
+        S, a_dim = self.cfg.n_members, self.cfg.action_dim
+        if warm_up:
+            a = uniform_actions(generators, a_dim)
+        else:
+            a = self.act({k: v.unsqueeze(1) for k, v in obs.items()})[:, 0]
+        z = gaussian(generators, (a_dim,))
+        return (a + z * self.action_sigma).clamp(-1.0, 1.0).reshape(S, a_dim)
 
     # ----- one gradient step -----------------------------------------------------------------------------------
     def target_policy_noise(self, actions: th.Tensor, generators: list[th.Generator] | None) -> th.Tensor | None:
@@ -123,81 +178,61 @@ class FleetTD3:
             return None
         if generators is None:
             raise ValueError("TD3 target noise needs the members' generators")
-        z = th.stack([th.randn(actions.shape[1:], generator=g) for g in generators])
+        z = gaussian(generators, tuple(actions.shape[1:]))
         return th.maximum(th.minimum(z * self.noise_sigma, self.noise_clip), -self.noise_clip)
 
-    def update(self, batch: Batch, generators: list[th.Generator] | None = None,
+    def _critic_in(self, feats: th.Tensor, actions: th.Tensor) -> th.Tensor:
+        return th.cat([feats, actions.to(feats.dtype)], dim=-1)
+
+    def update(self, batch: Batch, generators: list[th.Generator] | None = None, gradient_step: int = 0,
                target_noise: th.Tensor | None = None) -> dict[str, th.Tensor]:
         """One gradient step for every member on its slice of ``batch``; returns per-member losses (S,)."""
-        S, C, cfg = self.cfg.n_members, self.cfg.n_critics, self.cfg
+        cfg = self.cfg
         self.n_updates += 1
         use_grad = bool((self.alpha > 0).any())
         if target_noise is None:
             target_noise = self.target_policy_noise(batch.actions, generators)
-        next_obs = batch.next_observations
-        g_next = next_obs["desired_goal"].detach().clone().requires_grad_(use_grad)
-        with th.set_grad_enabled(use_grad):
-            feats_next = self.features(next_obs, g_next)
-            next_a = self.actor_target(feats_next)
-            if target_noise is not None:
-                next_a = next_a + target_noise
-            next_a = next_a.clamp(-1, 1)
-            next_q = self._critics(self.critic_target, feats_next, next_a).min(dim=1).values  # (S, B, 1)
-            grad_next = th.autograd.grad(next_q.sum(), g_next)[0] if use_grad else None
-        scale = (1.0 - batch.dones) * self.gamma
-        target = (batch.rewards + scale * next_q).detach()
-
-        obs = batch.observations
-        g = obs["desired_goal"].detach().unsqueeze(1).expand(S, C, *obs["desired_goal"].shape[1:])
-        g = g.clone().requires_grad_(use_grad)
-        feats = th.cat([obs["achieved_goal"].unsqueeze(1).expand(S, C, *obs["achieved_goal"].shape[1:]), g,
-                        obs["observation"].unsqueeze(1).expand(S, C, *obs["observation"].shape[1:])], dim=-1)
-        q = self._critics(self.critic, feats, batch.actions)  # (S, C, B, 1)
-        td = ((q - target.unsqueeze(1)) ** 2).mean(dim=(2, 3)).sum(dim=1)  # (S,)
-        critic_loss = td
-        reengage = th.zeros(S)
-        if use_grad:
-            grad_q = th.autograd.grad(q.sum(), g, create_graph=True)[0]  # (S, C, B, d)
-            target_grad = (scale * grad_next).detach().unsqueeze(1)
-            sq = (grad_q - target_grad) ** 2
-            per_sample = sq.mean(dim=-1) if cfg.goal_reduction == "mean" else sq.sum(dim=-1)  # (S, C, B)
-            mask = (batch.rewards[..., 0] == cfg.c_low).to(per_sample.dtype).unsqueeze(1)
-            reengage = (per_sample * mask).mean(dim=2).sum(dim=1)  # (S,)
-            critic_loss = td + self.alpha.reshape(-1) * reengage
-        critic_params = list(self.critic.parameters())
-        self.critic_opt.step(list(th.autograd.grad(critic_loss.sum(), critic_params)))
+        obs, next_obs = batch.observations, batch.next_observations
+        scale = (1.0 - batch.dones) * self.gamma  # (S, B, 1)
+        with self.autocast():
+            feats_next = features(next_obs)
+            if use_grad:
+                value, grad_next = gg.td3_target_and_goal_gradient(
+                    self.actor_target.layers(), [t.layers() for t in self.critic_targets], feats_next, feats_next,
+                    target_noise, self.cols, self.cols, None, cfg.through_target_actor)
+            else:
+                with th.no_grad():
+                    next_a = self.actor_target(feats_next)
+                    next_a = (next_a if target_noise is None else next_a + target_noise).clamp(-1, 1)
+                    x_next = self._critic_in(feats_next, next_a)
+                    value = th.cat([t(x_next) for t in self.critic_targets], dim=-1).min(dim=-1, keepdim=True).values
+            target = (batch.rewards + scale * value.float()).detach()
+            x = self._critic_in(features(obs), batch.actions)
+            if use_grad:
+                pairs = [gg.relu_mlp_input_gradient(c.layers(), x, self.cols) for c in self.critics]
+                qs = [q.float() for q, _ in pairs]
+                mask = gg.sparse_mask(batch.rewards, cfg.c_low)  # (S, B)
+                grad_target = scale * grad_next.float()
+                reengage = sum(gg.reengage_penalty(g.float(), grad_target, mask, None, cfg.goal_reduction,
+                                                   batch_dims=2) for _, g in pairs)
+            else:
+                qs = [c(x).float() for c in self.critics]
+                reengage = th.zeros(cfg.n_members)
+            td = sum(((q - target) ** 2).mean(dim=(1, 2)) for q in qs)  # (S,): sum over critics of each mse
+            critic_loss = td + self.alpha.reshape(-1) * reengage if use_grad else td
+            critic_params = self.critic_opt.params
+            grads = th.autograd.grad(critic_loss.sum(), critic_params)
+        self.critic_opt.step(list(grads))
 
         out = {"critic_loss": td.detach(), "reengage_loss": reengage.detach()}
         if self.n_updates % cfg.policy_delay == 0:
-            feats_pi = self.features(obs)
-            pi = self.actor(feats_pi)
-            q1 = self._critics(self.critic, feats_pi, pi)[:, 0]  # (S, B, 1) first critic of each member
-            actor_loss = -q1.mean(dim=(1, 2))
-            actor_params = list(self.actor.parameters())
-            self.actor_opt.step(list(th.autograd.grad(actor_loss.sum(), actor_params)))
-            self.polyak()
+            with self.autocast():
+                feats_pi = features(obs)
+                pi = self.actor(feats_pi)
+                actor_loss = -self.critics[0](self._critic_in(feats_pi, pi)).float().mean(dim=(1, 2))
+                grads = th.autograd.grad(actor_loss.sum(), self.actor_opt.params)
+            self.actor_opt.step(list(grads))
+            polyak(self.critics, self.critic_targets, self.tau)
+            polyak([self.actor], [self.actor_target], self.tau)
             out["actor_loss"] = actor_loss.detach()
         return out
-
-    @th.no_grad()
-    def polyak(self) -> None:
-        """target <- (1 - tau_k) target + tau_k online, member by member (SB3's polyak_update arithmetic)."""
-        C = self.cfg.n_critics
-        for net, tgt, tau in ((self.critic, self.critic_target, self.tau.repeat_interleave(C)),
-                              (self.actor, self.actor_target, self.tau)):
-            for p, tp in zip(net.parameters(), tgt.parameters(), strict=True):
-                t = tau.reshape(-1, *([1] * (p.dim() - 1)))
-                tp.mul_(1 - t).add_(p * t)
-
-    def state_dict(self) -> dict:
-        return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
-                "actor_target": self.actor_target.state_dict(), "critic_target": self.critic_target.state_dict(),
-                "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
-                "n_updates": self.n_updates}
-
-    def load_state_dict(self, state: dict) -> None:
-        for name in ("actor", "critic", "actor_target", "critic_target"):
-            getattr(self, name).load_state_dict(state[name])
-        self.actor_opt.load_state_dict(state["actor_opt"])
-        self.critic_opt.load_state_dict(state["critic_opt"])
-        self.n_updates = int(state["n_updates"])

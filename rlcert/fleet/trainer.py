@@ -1,14 +1,14 @@
 """The fleet's training loop: S members acting in one batched env, one replay tensor, one update per step.
 
 :class:`Fleet` follows SB3's off-policy loop for each member (``OffPolicyAlgorithm.learn`` with
-``train_freq=(n, "step")``): before ``learning_starts`` steps actions are uniform in [-1, 1], afterwards the
-actor's; Gaussian action noise is added and the result clipped to [-1, 1] in both phases (stored as is); after
-every ``train_freq`` steps, once more than ``learning_starts`` steps are collected, ``gradient_steps`` updates of
-``batch_size``. Callbacks (evaluation, checkpoints) run after the step is collected and before its training, as
-SB3's callbacks do.
+``train_freq=(n, "step")``): before ``learning_starts`` steps SB3's random actions, afterwards the family's
+exploration (:meth:`rlcert.fleet.family.FleetAlgorithm.explore`: the actor plus action noise, a policy sample, ...);
+after every ``train_freq`` steps, once more than ``learning_starts`` steps are collected, ``gradient_steps``
+updates of ``batch_size``. Callbacks (evaluation, checkpoints) run after the step is collected and before its
+training, as SB3's callbacks do.
 
 Random numbers: member k owns one generator seeded with its seed, used for its initial parameters, its goals,
-its actions and noise, its replay samples and its TD3 target noise, always in the same order; evaluation uses a
+its actions and noise, its replay samples and its update's noise, always in the same order; evaluation uses a
 second generator (seed 10_000 + seed). So member k's run does not depend on which other members train with it.
 """
 
@@ -17,8 +17,9 @@ from __future__ import annotations
 import torch as th
 
 from rlcert.fleet.config import Schedule
+from rlcert.fleet.family import FleetAlgorithm, MemberSettings
 from rlcert.fleet.replay import EpisodeReplay
-from rlcert.fleet.td3 import FleetSettings, FleetTD3
+from rlcert.fleet.td3 import FleetTD3
 from rlcert.fleet.vector_envs import TorchGoalEnv
 
 
@@ -29,19 +30,19 @@ def _generator(seed: int) -> th.Generator:
 
 
 class Fleet:
-    """S independent DDPG/TD3(+ReenGAGE)+HER learners with seeds ``seeds`` on copies of a torch env."""
+    """S independent learners of one family (``family``, default DDPG/TD3) with seeds ``seeds`` on copies of a
+    torch env."""
 
-    def __init__(self, settings: FleetSettings, schedule: Schedule, seeds: list[int], env_cls: type,
-                 env_kwargs: dict | None = None, action_noise: list[float] | None = None) -> None:
+    def __init__(self, settings: MemberSettings, schedule: Schedule, seeds: list[int], env_cls: type,
+                 env_kwargs: dict | None = None, family: type[FleetAlgorithm] = FleetTD3) -> None:
         if len(seeds) != settings.n_members:
             raise ValueError(f"need one seed per member ({settings.n_members}), got {len(seeds)}")
         self.seeds, self.schedule, self.env_kwargs = [int(s) for s in seeds], schedule, dict(env_kwargs or {})
         self.generators = [_generator(s) for s in self.seeds]
         self.eval_generators = [_generator(10_000 + s) for s in self.seeds]
-        self.agent = FleetTD3(settings, self.generators)
+        self.agent: FleetAlgorithm = family(settings, self.generators)
         self.env_cls = env_cls
         self.env: TorchGoalEnv = env_cls(self.generators, **self.env_kwargs)
-        self.noise = th.tensor(action_noise or [0.0] * len(seeds), dtype=th.float32).reshape(-1, 1)
         self.replay = EpisodeReplay(len(seeds), schedule.buffer_size, self.env.max_steps, self.env.obs_dim,
                                     self.env.goal_dim, self.env.action_dim, schedule.n_sampled_goal, schedule.her)
         self.num_timesteps = 0
@@ -52,24 +53,15 @@ class Fleet:
     def n_members(self) -> int:
         return len(self.seeds)
 
-    def _explore(self) -> th.Tensor:
-        S, a_dim = self.n_members, self.env.action_dim
-        if self.num_timesteps < self.schedule.learning_starts:
-            a = th.stack([th.rand(a_dim, generator=g) for g in self.generators]) * 2 - 1
-        else:
-            a = self.agent.act({k: v.unsqueeze(1) for k, v in self.obs.items()})[:, 0]
-        z = th.stack([th.randn(a_dim, generator=g) for g in self.generators])
-        return (a + z * self.noise).clamp(-1.0, 1.0).reshape(S, a_dim)
-
     def _train_if_due(self) -> None:
         sch = self.schedule
         if self.trained_through >= self.num_timesteps:
             return
         self.trained_through = self.num_timesteps
         if self.num_timesteps > sch.learning_starts and self.num_timesteps % sch.train_freq == 0:
-            for _ in range(sch.gradient_steps):
+            for gradient_step in range(sch.gradient_steps):
                 batch = self.replay.sample(sch.batch_size, self.generators, self.env.compute_reward)
-                self.agent.update(batch, self.generators)
+                self.agent.update(batch, self.generators, gradient_step)
 
     def step(self) -> None:
         """Collect one env step for every member (its training happens at the start of the next call, or
@@ -78,7 +70,7 @@ class Fleet:
         if self.obs is None:
             self.obs = self.env.reset()
             self.replay.start_episode(self.obs)
-        action = self._explore()
+        action = self.agent.explore(self.obs, self.generators, self.num_timesteps < self.schedule.learning_starts)
         next_obs, reward, truncated, _ = self.env.step(action)
         self.replay.add(action, reward, next_obs, truncated)
         self.num_timesteps += 1
@@ -102,21 +94,22 @@ class Fleet:
     @th.no_grad()
     def evaluate(self, episodes: int) -> dict[str, th.Tensor]:
         """``episodes`` deterministic episodes per member on fresh env copies (goals from the members' evaluation
-        generators); per-member (S,) success "ever", success "final", mean and std of the return."""
+        generators); per-member (S,) success "ever" and "final" as counts of successful episodes (exact
+        integers: rates are count / episodes), mean and std of the return."""
         S = self.n_members
         env = self.env_cls([g for g in self.eval_generators for _ in range(episodes)], **self.env_kwargs)
         obs = env.reset()
-        total = th.zeros(S * episodes)
+        total = th.zeros(S * episodes, dtype=th.float64)
         truncated = False
         while not truncated:
             a = self.agent.act({k: v.reshape(S, episodes, -1) for k, v in obs.items()}).reshape(S * episodes, -1)
             obs, reward, truncated, success = env.step(a)
-            total += reward
+            total += reward.double()
         ret = total.reshape(S, episodes)
         # "final" = info["is_success"] at the last step, as rlcert.agents.callbacks.evaluate reads it; the envs
         # latch it, so for them it equals "ever"
-        return {"success_ever": env.success.reshape(S, episodes).float().mean(1),
-                "success_final": success.reshape(S, episodes).float().mean(1),
+        return {"successes_ever": env.success.reshape(S, episodes).sum(1),
+                "successes_final": success.reshape(S, episodes).sum(1),
                 "mean_return": ret.mean(1), "std_return": ret.std(1, unbiased=False)}
 
     def state_dict(self) -> dict:

@@ -1,6 +1,7 @@
 """Run a sweep's trials (Ray Tune, or one after another in this process) and gather every evaluation point.
 
-A trial trains its seeds with :func:`rlcert.train.train`, one ordinary run folder per seed:
+A trial trains its seeds as one fleet (:func:`rlcert.fleet.train_fleet`) when the fleet supports its config, else
+one after another with :func:`rlcert.train.train`; either way one ordinary run folder per seed:
 ``{sweep_dir}/trials/{setting_id}/seed{seed}/`` (``eval.csv``, checkpoints, ``model.zip``), so
 ``rlcert plot-curves {sweep_dir}/trials/{setting_id}`` works on it. A seed whose ``eval.csv`` already reaches
 ``total_timesteps`` and has ``model.zip`` is never rerun; any other seed resumes from its latest checkpoint.
@@ -23,7 +24,7 @@ from rlcert.sweep.spec import SweepSpec, Trial, expand_trials, trial_overrides
 RAY_HINT = ("rlcert sweep needs Ray Tune: pip install 'rlcert[sweep]' (or pip install 'ray[tune]==2.60.0'); "
             "--sequential runs the same trials one after another without Ray")
 # Config entries that may differ between a finished run and its rerun (resume raises the budget).
-_MAY_CHANGE = {"total_timesteps", "torch_threads"}
+_MAY_CHANGE = {"total_timesteps", "torch_threads", "notes"}
 
 
 def trial_payload(spec: SweepSpec, trial: Trial, threads: int = 1) -> dict[str, Any]:
@@ -79,22 +80,27 @@ def check_same_config(config: dict) -> None:
 def run_trial(payload: dict[str, Any], progress: bool = False) -> dict[str, Any]:
     """Train (or finish) every seed of one trial; returns {"trial_id", "trained": [...], "skipped": [...]}.
 
-    Seeds run one after another in this process with ``payload["threads"]`` torch threads.
+    The unfinished seeds train together as one fleet when the fleet supports the config, else one after another,
+    in this process with ``payload["threads"]`` torch threads.
     """
     import torch
 
+    from rlcert.fleet.config import unsupported_reason
+    from rlcert.fleet.run import train_fleet
     from rlcert.train import train
 
     torch.set_num_threads(int(payload["threads"]))
-    trained, skipped = [], []
+    pending, skipped = [], []
     for seed in payload["seeds"]:
         config = seed_config(payload, seed)
         check_same_config(config)
-        if seed_done(config):
-            skipped.append(seed)
-            continue
-        train(config, resume=True, progress=progress)
-        trained.append(seed)
+        (skipped if seed_done(config) else pending).append((seed, config))
+    if pending and unsupported_reason(pending[0][1]) is None:
+        train_fleet(pending[0][1], [s for s, _ in pending], resume=True, progress=progress)
+    else:
+        for _, config in pending:
+            train(config, resume=True, progress=progress)
+    trained, skipped = [s for s, _ in pending], [s for s, _ in skipped]
     return {"trial_id": payload["trial_id"], "trained": trained, "skipped": skipped}
 
 

@@ -18,7 +18,7 @@ Schema (every key optional unless marked required)::
       num_samples: 8                    # random only
       seed: 0                           # random only: the draws are reproducible, so a rerun finds its trials
     seeds: 3                            # an int n (seeds 0..n-1) or a list of seeds
-    seeds_per_trial: 1                  # seeds trained inside one trial (one after another today)
+    seeds_per_trial: 1                  # seeds trained inside one trial (one fleet when the fleet supports it)
     method_keys: [algo_kwargs.alpha]    # swept keys that name a method variant in the report (Table G.2 rows)
     metric: success_rate                # eval.csv column the report ranks by (success_rate | mean_return)
     resources_per_trial: {cpu: 1}       # Ray resources of one trial

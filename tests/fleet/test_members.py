@@ -11,30 +11,29 @@ from rlcert.fleet.trainer import Fleet
 
 
 def make_fleet(config: dict, seeds: list[int]) -> Fleet:
-    settings, schedule, noise, env_cls = read_config(config, len(seeds))
-    return Fleet(settings, schedule, seeds, env_cls, config["env_kwargs"], noise)
+    settings, schedule, family, env_cls = read_config(config, len(seeds))
+    return Fleet(settings, schedule, seeds, env_cls, config["env_kwargs"], family)
 
 
 def member_params(fleet: Fleet, k: int) -> list[th.Tensor]:
-    C = fleet.agent.cfg.n_critics
-    out = [p[k] for p in fleet.agent.actor.parameters()] + [p[k] for p in fleet.agent.actor_target.parameters()]
-    for net in (fleet.agent.critic, fleet.agent.critic_target):
-        out += [p[k * C + j] for p in net.parameters() for j in range(C)]
-    return out
+    return [p[k] for net in fleet.agent.modules().values() for p in net.parameters()]
 
 
-@pytest.mark.parametrize("algo", ["ReenGAGEDDPG", "ReenGAGETD3"])
-def test_member_alone_equals_member_among_eight_others(tiny, tmp_path, algo):
-    config = tiny(tmp_path, algo=algo)
+@pytest.mark.parametrize("algo", ["ReenGAGEDDPG", "ReenGAGETD3", "DDPG", "SAC", "ReenGAGESAC"])
+def test_member_alone_equals_member_among_others_at_full_width(tiny, tmp_path, algo):
+    """Seed 3 trained alone (S = 1) and among others ends bit-identical, at width 256 (a one-member batched GEMV
+    rounds differently: the networks' one-output layers must not depend on S)."""
+    extra = {"action_noise": None} if "SAC" in algo else {}
+    config = tiny(tmp_path, algo=algo, policy_kwargs={"net_arch": [256, 256]}, batch_size=32, **extra)
     alone = make_fleet(config, [3])
-    crowd = make_fleet(config, [0, 1, 2, 3, 4, 5, 6, 7, 8])
-    alone.learn(40)
-    crowd.learn(40)
-    assert alone.agent.n_updates == 40 - 25
-    for a, c in zip(member_params(alone, 0), member_params(crowd, 3), strict=True):
+    crowd = make_fleet(config, [0, 3, 7])
+    alone.learn(35)
+    crowd.learn(35)
+    assert alone.agent.n_updates == 35 - 25
+    for a, c in zip(member_params(alone, 0), member_params(crowd, 1), strict=True):
         assert th.equal(a, c)
     # and the check can fail: a different member of the crowd differs
-    assert not all(th.equal(a, c) for a, c in zip(member_params(alone, 0), member_params(crowd, 4), strict=True))
+    assert not all(th.equal(a, c) for a, c in zip(member_params(alone, 0), member_params(crowd, 2), strict=True))
 
 
 def test_resume_from_state_equals_uninterrupted_run(tiny, tmp_path):
@@ -71,7 +70,7 @@ def test_schedule_counts_updates_as_sb3(tiny, tmp_path, train_freq, gradient_ste
 
 
 def test_warmup_actions_are_uniform_then_actor(tiny, tmp_path):
-    config = tiny(tmp_path, learning_starts=2000, action_noise=None)
+    config = tiny(tmp_path, total=2000, learning_starts=2000, action_noise=None)
     fleet = make_fleet(config, [0])
     fleet.learn(2000)
     acts = fleet.replay.actions[0, : 2000 // 5].reshape(-1)

@@ -65,7 +65,9 @@ def test_cli_rejects_bad_seeds(tiny, tmp_path):
 
 def test_unsupported_configs_fall_back(tiny, tmp_path):
     assert unsupported_reason(tiny(tmp_path)) is None
-    assert "algo" in unsupported_reason({**tiny(tmp_path), "algo": "SAC"})
+    assert unsupported_reason({**tiny(tmp_path), "algo": "SAC"}) is None
+    assert "algo" in unsupported_reason({**tiny(tmp_path), "algo": "PPO"})
+    assert "precision" in unsupported_reason({**tiny(tmp_path), "precision": "fp16"})
     assert "dense" in unsupported_reason(tiny(tmp_path, reengage_mode="dense"))
     assert "env" in unsupported_reason({**tiny(tmp_path), "env": "rlcert/DriveSeek-v0"})
     assert "observation_noise" in unsupported_reason({**tiny(tmp_path), "observation_noise": {"sigma": 0.1}})
@@ -100,8 +102,8 @@ def test_interrupt_then_resume_equals_uninterrupted(tiny, tmp_path, monkeypatch,
 @pytest.mark.parametrize("algo,cls", [("ReenGAGEDDPG", ReenGAGEDDPG), ("DDPG", DDPG)])
 def test_exported_member_loads_and_predicts_like_the_fleet(tiny, tmp_path, algo, cls):
     config = tiny(tmp_path, algo=algo)
-    settings, schedule, noise, env_cls = read_config(config, 3)
-    fleet = Fleet(settings, schedule, [4, 5, 6], env_cls, config["env_kwargs"], noise)
+    settings, schedule, family, env_cls = read_config(config, 3)
+    fleet = Fleet(settings, schedule, [4, 5, 6], env_cls, config["env_kwargs"], family)
     fleet.learn(40)
     env = ContinuousSeekEnv(d=3, max_steps=5)
     path = export_member(fleet.agent, 1, cls, env, tmp_path / "m1.zip")
@@ -117,7 +119,8 @@ def test_exported_member_loads_and_predicts_like_the_fleet(tiny, tmp_path, algo,
 
 
 def test_cli_seeds_runs_unsupported_configs_one_after_another(tiny, tmp_path, capsys):
-    config = tiny(tmp_path, algo="SAC", total=30, action_noise=None, learning_starts=10)
+    config = tiny(tmp_path, algo="DDPG", total=30, learning_starts=10,
+                  action_noise={"type": "ornstein_uhlenbeck", "sigma": 0.1})
     config["eval"] = {"freq": 15, "episodes": 2, "metric": "ever"}
     cfg = tmp_path / "sac.yaml"
     cfg.write_text(yaml.safe_dump(config))
@@ -127,3 +130,23 @@ def test_cli_seeds_runs_unsupported_configs_one_after_another(tiny, tmp_path, ca
         d = tmp_path / "runs" / "tiny" / f"seed{s}"
         assert [int(r["timesteps"]) for r in rows(d / "eval.csv")] == [0, 15, 30]
         assert (d / "model.zip").exists()
+
+
+def test_final_step_evaluated_and_rates_are_exact_fractions(tiny, tmp_path):
+    config = tiny(tmp_path, total=50)
+    config["eval"] = {"freq": 20, "episodes": 3, "metric": "ever"}
+    run_dirs = train_fleet(config, [0, 1], progress=False, export=False)
+    for d in run_dirs:
+        got = rows(d / "eval.csv")
+        assert [int(r["timesteps"]) for r in got] == [0, 20, 40, 50]
+        for r in got:  # k / 3 written as Python's nearest double of the fraction, no float32 noise
+            assert float(r["success_rate"]) in {0.0, 1 / 3, 2 / 3, 1.0} and r["success_rate"] in {
+                repr(k / 3) for k in range(4)}
+
+
+def test_resume_without_checkpoint_starts_from_scratch(tiny, tmp_path, capsys):
+    config = tiny(tmp_path, total=20)
+    run_dirs = train_fleet(config, [0, 1], resume=True, progress=False, export=False)
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and "from scratch" in out[0]
+    assert [int(r["timesteps"]) for r in rows(run_dirs[0] / "eval.csv")] == [0, 20]

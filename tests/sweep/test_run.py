@@ -74,6 +74,14 @@ def test_sequential_sweep_tidy_csv_skip_and_resume(tmp_path, capsys):
     assert len(read(sweep_dir / "results.csv")) == 4 * 4
 
 
+def test_trial_seeds_train_as_one_fleet(tmp_path):
+    path, sweep_dir = make_sweep(tmp_path, {"algo_kwargs.learning_rate": [0.001]}, seeds=2, seeds_per_trial=2)
+    assert sweep_main(["--config", str(path), "--sequential", "--no-progress"]) == 0
+    assert len(list((sweep_dir / "trials").glob("*/fleet_seeds0-1_n2.pt"))) == 1  # the trial's two seeds together
+    assert len(read(sweep_dir / "results.csv")) == 2 * 3 and all((f / "model.zip").exists()
+                                                                for f in run_folders(sweep_dir))
+
+
 def test_changed_config_and_bad_values_are_refused_before_writing(tmp_path, capsys):
     path, sweep_dir = make_sweep(tmp_path, {"algo_kwargs.learning_rate": ["abc"]})
     assert sweep_main(["--config", str(path), "--sequential", "--no-progress"]) == 2
@@ -121,8 +129,8 @@ def kill_mid_sweep(tmp_path, extra_args, sig=signal.SIGKILL, timeout=240):
                     f / "config.yaml").exists() else None
                 if steps == 100 and (f / "model.zip").exists():
                     done.append(f)
-                elif steps == LONG and (f / "checkpoints" / "latest_model.zip").exists() and not (
-                        f / "model.zip").exists():
+                elif steps == LONG and ((f / "checkpoints" / "latest_model.zip").exists() or any(
+                        f.parent.glob("fleet_seeds*.pt"))) and not (f / "model.zip").exists():  # seeds or a fleet
                     partial.append(f)
             if len(done) == 2 and partial:
                 rows = {f: read(f / "eval.csv") for f in partial}
