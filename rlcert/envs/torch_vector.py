@@ -71,6 +71,11 @@ class TorchGoalEnv(abc.ABC):
     def achieved_goal(self) -> th.Tensor:
         return self.state
 
+    @property
+    def achieved_dim(self) -> int:
+        """Size of the achieved goal (the goal itself, except for goal sets: the rounded position)."""
+        return self.goal_dim
+
     def reached(self, reward: th.Tensor) -> th.Tensor:
         """Whether a step reward means "the goal was reached" (sparse -1/0 rewards: reward 0)."""
         return reward == 0
@@ -185,6 +190,10 @@ class TorchGoalSetEnv(TorchGoalEnv):
     @abc.abstractmethod
     def _sample_goals(self, generator: th.Generator) -> th.Tensor:
         """Integer goal points (k, 2) of one copy."""
+
+    @property
+    def achieved_dim(self) -> int:
+        return 2
 
     def _new_goals(self) -> None:
         self.goal = th.stack([pack_goal_set(self._sample_goals(g), self.n_max) for g in self.generators])

@@ -144,6 +144,20 @@ class FleetAlgorithm(abc.ABC):
         """(stacked net, member index, the agent's ``nn.Linear`` layers) pairs mapping member k onto ``model`` (an
         instance of the config's agent class), for :mod:`rlcert.fleet.export`."""
 
+    def on_step(self, num_timesteps: int, total_timesteps: int) -> None:
+        """Called after every collected env step (SB3's ``_on_step``; override: e.g. DQN's target-network interval
+        and exploration schedule). ``total_timesteps``: the run's length (``Fleet.learn``)."""
+
+    # --- plugging into the config check (rlcert.fleet.config.unsupported_reason) --------------------------------
+    env_ids: tuple[str, ...] = ("rlcert/ContinuousSeek-v0",)  # the gymnasium ids of the envs the family trains on
+    standard_config = True  # MultiInputPolicy with a list net_arch, HER or a plain buffer: the generic checks apply
+
+    @classmethod
+    def config_reason(cls, config: dict) -> str | None:
+        """A one-line reason the family cannot train ``config``, or None; called instead of the generic
+        MultiInputPolicy checks when ``standard_config`` is False."""
+        return None
+
     def extra_state(self) -> dict:
         """Family state besides networks and optimisers (override: e.g. SAC's entropy coefficient)."""
         return {}

@@ -38,7 +38,7 @@ class EpisodeReplay:
     """Replay of fixed-length episodes for ``n_members`` members (see the module docstring)."""
 
     def __init__(self, n_members: int, capacity_steps: int, episode_length: int, obs_dim: int, goal_dim: int,
-                 action_dim: int, n_sampled_goal: int = 4, her: bool = True) -> None:
+                 action_dim: int, n_sampled_goal: int = 4, her: bool = True, achieved_dim: int | None = None) -> None:
         if capacity_steps < episode_length:
             raise ValueError(f"buffer_size must be >= the episode length {episode_length}, got {capacity_steps}")
         if n_sampled_goal < 0:
@@ -48,7 +48,7 @@ class EpisodeReplay:
         self.her_ratio = 1.0 - 1.0 / (n_sampled_goal + 1) if her else 0.0
         S, E, T = self.S, self.E, self.T
         self.obs = th.zeros(S, E, T + 1, obs_dim)
-        self.ag = th.zeros(S, E, T + 1, goal_dim)
+        self.ag = th.zeros(S, E, T + 1, goal_dim if achieved_dim is None else achieved_dim)  # goal sets: (x, y)
         self.goal = th.zeros(S, E, goal_dim)
         self.actions = th.zeros(S, E, T, action_dim)
         self.rewards = th.zeros(S, E, T)
@@ -67,7 +67,7 @@ class EpisodeReplay:
         """Record the first observation (dict of (S, dim)) of a new episode in the current slot."""
         self.obs[:, self.slot, 0] = obs["observation"]
         self.ag[:, self.slot, 0] = obs["achieved_goal"]
-        self.goal[:, self.slot] = obs["desired_goal"]
+        self.goal[:, self.slot] = obs["desired_goal"].reshape(self.S, -1)  # goal sets (S, n_max, 3) stored flat
         self.t = 0
 
     def add(self, action: th.Tensor, reward: th.Tensor, next_obs: dict[str, th.Tensor], truncated: bool) -> None:

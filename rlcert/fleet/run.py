@@ -150,18 +150,21 @@ def train_fleet(config: dict, seeds: list[int], resume: bool = False, progress: 
 
 
 def export_all(fleet: Fleet, config: dict, run_dirs: list[Path]) -> None:
-    """Write ``model.zip`` (the config's agent class) for every member."""
+    """Write ``model.zip`` (the config's agent class and policy) for every member."""
+    from rlcert.agents.core import GradientMatching
     from rlcert.fleet.export import export_member
-    from rlcert.train import build_algo_kwargs, make_env, resolve_algo
+    from rlcert.train import build_algo_kwargs, import_object, make_env, resolve_algo
 
     algo_cls = resolve_algo(config["algo"])
+    policy = config.get("policy", "MultiInputPolicy")
+    policy = import_object(policy) if ":" in policy else policy
     env = make_env(config["env"], config.get("env_kwargs") or {})
     base = build_algo_kwargs(config, env.action_space)
     for k, d in enumerate(run_dirs):
         kw = dict(base)
         kw["learning_rate"] = fleet.agent.cfg.learning_rate[k]
         kw["gamma"], kw["tau"] = fleet.agent.cfg.gamma[k], fleet.agent.cfg.tau[k]
-        if config["algo"].startswith("ReenGAGE"):
+        if issubclass(algo_cls, GradientMatching):  # ReenGAGE*, Multi-ReenGAGE*: the member's alpha
             kw["alpha"] = fleet.agent.cfg.alpha[k]
             kw["goal_reduction"] = fleet.agent.cfg.goal_reduction
-        export_member(fleet.agent, k, algo_cls, env, d / "model.zip", kw)
+        export_member(fleet.agent, k, algo_cls, env, d / "model.zip", kw, policy)

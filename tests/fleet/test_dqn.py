@@ -16,9 +16,10 @@ from rlcert.envs.bit_flipping import BitFlippingEnv, bit_flipping_reward
 from rlcert.envs.torch_vector import TorchBitFlipping
 from rlcert.fleet.adam import StackedAdam
 from rlcert.fleet.config import Schedule
-from rlcert.fleet.dqn import DQNFleet, DQNSettings, Exploration, FleetDQN
+from rlcert.fleet.dqn import DQNSettings, FleetDQN
 from rlcert.fleet.replay import Batch
 from rlcert.fleet.stacked import linears_of, load_linear_stack
+from rlcert.fleet.trainer import Fleet
 
 NB, B, ARCH, GAMMA = 12, 64, [256, 256], 0.95
 
@@ -57,7 +58,7 @@ def random_batch(gen: np.random.Generator) -> dict:
 
 
 def fleet_of(models, alphas, softmax_tau: float, gamma: float = GAMMA) -> FleetDQN:
-    cfg = DQNSettings(obs_dim=NB, goal_dim=NB, n_actions=NB, net_arch=ARCH, softmax_tau=softmax_tau,
+    cfg = DQNSettings(obs_dim=NB, goal_dim=NB, action_dim=1, n_actions=NB, net_arch=ARCH, softmax_tau=softmax_tau,
                       learning_rate=[m.learning_rate for m in models], alpha=list(alphas),
                       gamma=[gamma] * len(models), tau=[1.0] * len(models))
     fleet = FleetDQN(cfg)
@@ -125,26 +126,33 @@ def test_equivalence_check_fails_on_wrong_alpha_or_gamma(change):
         run_case(CASES[0], steps=1, **kw)
 
 
-def test_sb3_constants():
-    model = DQN("MultiInputPolicy", BitFlippingEnv(n_bits=4), learning_starts=0, buffer_size=10,
-                exploration_fraction=0.3, exploration_initial_eps=0.9, exploration_final_eps=0.1)
+def test_sb3_constants_and_settings_from_the_agent():
+    model = ReenGAGEDQN("MultiInputPolicy", BitFlippingEnv(n_bits=4), learning_starts=0, buffer_size=10,
+                        exploration_fraction=0.3, exploration_initial_eps=0.9, exploration_final_eps=0.1,
+                        policy_kwargs={"net_arch": [32]})
     adam = StackedAdam([th.zeros(1, 1)], th.ones(1))
     assert model.policy.optimizer.defaults["eps"] == adam.eps and model.policy.optimizer.defaults["betas"] == adam.betas
-    ours = Exploration(initial_eps=0.9, final_eps=0.1, fraction=0.3)
+    s = FleetDQN.settings_from_agent(model, TorchBitFlipping([None], n_bits=4), 2, "fp32")
+    assert s.net_arch == [32] and s.n_actions == 4 and s.alpha == [model.alpha] * 2
+    assert (s.softmax_tau, s.max_grad_norm, s.target_update_interval) == (model.softmax_tau, model.max_grad_norm,
+                                                                           model.target_update_interval)
+    assert s.learning_rate == [model.learning_rate] * 2 and s.tau == [model.tau] * 2 and s.gamma == [model.gamma] * 2
     sb3 = LinearSchedule(0.9, 0.1, 0.3)
     for p in np.linspace(1.0, 0.0, 23):
-        assert ours.rate(p) == sb3(p)
-    assert Exploration().target_update_interval == model.target_update_interval
+        assert s.exploration_rate(p) == sb3(p)
+    stock = FleetDQN.settings_from_agent(DQN("MultiInputPolicy", BitFlippingEnv(n_bits=4), buffer_size=10),
+                                         TorchBitFlipping([None], n_bits=4), 1, "fp32")
+    assert stock.alpha == [0.0] and stock.net_arch == [64, 64]
 
 
-def make_fleet(seeds, width: int = 256, total: int = 60) -> DQNFleet:
-    settings = DQNSettings(obs_dim=6, goal_dim=6, n_actions=6, net_arch=[width, width], softmax_tau=0.5,
-                           learning_rate=[1e-3] * len(seeds), alpha=[1.0] * len(seeds),
-                           gamma=[0.95] * len(seeds), tau=[0.5] * len(seeds))
+def make_fleet(seeds, width: int = 256, total: int = 60) -> Fleet:
+    settings = DQNSettings(obs_dim=6, goal_dim=6, action_dim=1, n_actions=6, net_arch=[width, width],
+                           softmax_tau=0.5, exploration_initial_eps=1.0, exploration_final_eps=0.1,
+                           exploration_fraction=0.5, target_update_interval=10, learning_rate=[1e-3] * len(seeds),
+                           alpha=[1.0] * len(seeds), gamma=[0.95] * len(seeds), tau=[0.5] * len(seeds))
     schedule = Schedule(learning_starts=20, train_freq=2, gradient_steps=1, batch_size=16, buffer_size=total + 6,
                         n_sampled_goal=4, her=True)
-    return DQNFleet(settings, schedule, seeds, TorchBitFlipping, {"n_bits": 6},
-                    Exploration(initial_eps=1.0, final_eps=0.1, fraction=0.5, target_update_interval=10))
+    return Fleet(settings, schedule, seeds, TorchBitFlipping, {"n_bits": 6}, FleetDQN)
 
 
 def test_member_alone_equals_member_among_others_at_width_256():
@@ -171,13 +179,14 @@ def test_resume_from_state_equals_uninterrupted_run():
     second.learn(45)
     for a, b in zip(straight.agent.q_net.parameters(), second.agent.q_net.parameters(), strict=True):
         assert th.equal(a, b)
-    assert second.exploration_rate == straight.exploration_rate
+    assert second.agent.exploration_rate == straight.agent.exploration_rate
 
 
-def test_evaluate_and_exploration():
+def test_exploration_schedule_and_evaluation():
     fleet = make_fleet([0, 1], width=16)
     fleet.learn(30)
+    assert fleet.agent.exploration_rate == pytest.approx(1.0 + 0.5 * (0.1 - 1.0) / 0.5)  # progress 0.5 of 30 steps
+    fleet.learn(60)
+    assert fleet.agent.exploration_rate == 0.1
     stats = fleet.evaluate(episodes=5)
-    assert stats["success_ever"].shape == (2,)
-    assert 0.0 <= float(stats["success_ever"].min()) <= 1.0
-    assert fleet.exploration_rate == pytest.approx(1.0 + (30 / 30) * (0.1 - 1.0) / 0.5 if 30 / 30 <= 0.5 else 0.1)
+    assert stats["successes_ever"].shape == (2,) and int(stats["successes_ever"].max()) <= 5

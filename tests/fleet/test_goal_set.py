@@ -17,9 +17,11 @@ from rlcert.agents.multi_reengage import MultiReenGAGEDDPG, MultiReenGAGETD3
 from rlcert.envs import NoisySeekEnv, goal_set_reward
 from rlcert.envs.torch_vector import TorchDriveSeek, TorchNoisySeek
 from rlcert.fleet.config import Schedule
-from rlcert.fleet.goal_set import FleetMultiReenGAGE, GoalSetFleet, GoalSetSettings, load_member
+from rlcert.fleet.export import load_member
+from rlcert.fleet.goal_set import FleetMultiReenGAGE, GoalSetSettings, ScaledDriveSeek, ScaledNoisySeek
 from rlcert.fleet.replay import Batch
 from rlcert.fleet.stacked import linears_of
+from rlcert.fleet.trainer import Fleet
 
 N_MAX, B, GAMMA = 200, 128, 0.95
 G4 = {"embed_dim": 20, "encoder_arch": [400, 400], "head_arch": [400]}
@@ -61,7 +63,9 @@ def random_batch(gen: np.random.Generator) -> dict:
 
 def fleet_of(models, alphas, n_critics, delay, noise, clip, **changes) -> FleetMultiReenGAGE:
     S = len(models)
-    cfg = GoalSetSettings(obs_dim=4, n_max=N_MAX, action_dim=2, **G4, n_critics=n_critics, policy_delay=delay,
+    cfg = GoalSetSettings(obs_dim=4, goal_dim=3 * N_MAX, action_dim=2, n_max=N_MAX, embed_dim=G4["embed_dim"],
+                          encoder_arch=G4["encoder_arch"], net_arch=G4["head_arch"], n_critics=n_critics,
+                          policy_delay=delay,
                           learning_rate=[m.learning_rate for m in models], alpha=list(alphas), gamma=[GAMMA] * S,
                           tau=[0.05] * S, target_policy_noise=[noise] * S, target_noise_clip=[clip] * S)
     for key, value in changes.items():
@@ -173,20 +177,22 @@ def test_equivalence_check_fails_on_wrong_conventions(mutation, monkeypatch):
 
 
 # ---- the loop ---------------------------------------------------------------------------------------------------
-def make_fleet(seeds, env_cls=TorchNoisySeek, width: int = 256, n_max: int = 20, alpha: float = 10.0):
+def make_fleet(seeds, env_cls=ScaledNoisySeek, width: int = 256, n_max: int = 20, alpha: float = 10.0) -> Fleet:
     S = len(seeds)
-    settings = GoalSetSettings(obs_dim=env_cls.obs_dim, n_max=n_max, action_dim=2 if env_cls is TorchNoisySeek else 1,
-                               embed_dim=8, encoder_arch=[width, width], head_arch=[width], learning_rate=[1e-3] * S,
+    settings = GoalSetSettings(obs_dim=env_cls.obs_dim, goal_dim=3 * n_max, n_max=n_max,
+                               action_dim=2 if env_cls is ScaledNoisySeek else 1, embed_dim=8,
+                               encoder_arch=[width, width], net_arch=[width], learning_rate=[1e-3] * S,
                                alpha=[alpha] * S, gamma=[0.95] * S, tau=[0.05] * S, target_policy_noise=[0.0] * S,
-                               target_noise_clip=[0.0] * S)
+                               target_noise_clip=[0.0] * S, action_noise_sigma=[0.1] * S)
     schedule = Schedule(learning_starts=45, train_freq=1, gradient_steps=1, batch_size=8, buffer_size=400,
                         n_sampled_goal=0, her=False)
-    return GoalSetFleet(settings, schedule, seeds, env_cls, {"n_max": n_max, "max_steps": 10}, [0.1] * S)
+    return Fleet(settings, schedule, seeds, env_cls, {"n_max": n_max, "max_steps": 10}, FleetMultiReenGAGE)
 
 
-def member_params(fleet: GoalSetFleet, k: int) -> list[th.Tensor]:
-    nets = ("encoder", "critic", "actor", "encoder_target", "critic_target", "actor_target")
-    return [p[k] for name in nets for p in getattr(fleet.agent, name).parameters()]
+def member_params(fleet: Fleet, k: int) -> list[th.Tensor]:
+    C = fleet.agent.cfg.n_critics
+    return [p[k * C if name.startswith("critic") else k] for name, net in fleet.agent.modules().items()
+            for p in net.parameters()]
 
 
 def test_member_alone_equals_member_among_others_at_width_256():
@@ -199,7 +205,7 @@ def test_member_alone_equals_member_among_others_at_width_256():
     assert not all(th.equal(a, c) for a, c in zip(member_params(alone, 0), member_params(crowd, 1), strict=True))
 
 
-@pytest.mark.parametrize("env_cls", [TorchDriveSeek, TorchNoisySeek])
+@pytest.mark.parametrize("env_cls", [ScaledDriveSeek, ScaledNoisySeek])
 def test_loop_runs_evaluates_and_resumes(env_cls):
     straight = make_fleet([0, 1], env_cls, width=16)
     straight.learn(55)
@@ -212,5 +218,25 @@ def test_loop_runs_evaluates_and_resumes(env_cls):
         assert th.equal(a, b)
     stats = straight.evaluate(episodes=3)
     assert stats["mean_return"].shape == (2,) and bool((stats["mean_return"] >= 0).all())
-    if env_cls is TorchDriveSeek:  # actions are unscaled to radians as SB3 does: |turn| <= 0.5
-        assert straight.replay.actions.abs().max() <= 1.0
+
+
+def test_actions_are_unscaled_as_sb3_does():
+    """The fleet acts in SB3's scaled space [-1, 1]; the env twin receives SB3's unscale_action of it."""
+    from types import SimpleNamespace
+
+    from stable_baselines3.common.policies import BasePolicy
+
+    from rlcert.envs import DriveSeekEnv
+
+    policy = SimpleNamespace(action_space=DriveSeekEnv(max_turn=0.3).action_space)
+    scaled = np.linspace(-1, 1, 7, dtype=np.float32).reshape(7, 1)
+    env = ScaledDriveSeek([th.Generator().manual_seed(i) for i in range(7)], max_turn=0.3)
+    env.reset()
+    env.step(th.as_tensor(scaled))
+    unscaled = BasePolicy.unscale_action(policy, scaled)  # what SB3 hands the gymnasium env
+    for i in range(7):
+        gym_env = DriveSeekEnv(max_turn=0.3)
+        gym_env.reset(seed=0)
+        gym_env.step(unscaled[i])
+        assert gym_env._heading == float(env.heading[i])
+    assert issubclass(ScaledNoisySeek, TorchNoisySeek) and issubclass(ScaledDriveSeek, TorchDriveSeek)
