@@ -43,8 +43,10 @@ class Fleet:
         self.agent: FleetAlgorithm = family(settings, self.generators)
         self.env_cls = env_cls
         self.env: TorchGoalEnv = env_cls(self.generators, **self.env_kwargs)
+        self.device = th.device(settings.device)  # networks and replay; the env steps on the CPU (cheap)
         self.replay = EpisodeReplay(len(seeds), schedule.buffer_size, self.env.max_steps, self.env.obs_dim,
-                                    self.env.goal_dim, self.env.action_dim, schedule.n_sampled_goal, schedule.her)
+                                    self.env.goal_dim, self.env.action_dim, schedule.n_sampled_goal, schedule.her,
+                                    self.device)
         self.num_timesteps = 0
         self.trained_through = 0  # the last env step whose training (if due) is done
         self.obs: dict[str, th.Tensor] | None = None
@@ -70,8 +72,9 @@ class Fleet:
         if self.obs is None:
             self.obs = self.env.reset()
             self.replay.start_episode(self.obs)
-        action = self.agent.explore(self.obs, self.generators, self.num_timesteps < self.schedule.learning_starts)
-        next_obs, reward, truncated, _ = self.env.step(action)
+        obs = {k: v.to(self.device) for k, v in self.obs.items()}
+        action = self.agent.explore(obs, self.generators, self.num_timesteps < self.schedule.learning_starts)
+        next_obs, reward, truncated, _ = self.env.step(action.cpu())
         self.replay.add(action, reward, next_obs, truncated)
         self.num_timesteps += 1
         self.obs = None if truncated else next_obs
@@ -102,7 +105,8 @@ class Fleet:
         total = th.zeros(S * episodes, dtype=th.float64)
         truncated = False
         while not truncated:
-            a = self.agent.act({k: v.reshape(S, episodes, -1) for k, v in obs.items()}).reshape(S * episodes, -1)
+            a = self.agent.act({k: v.reshape(S, episodes, -1).to(self.device) for k, v in obs.items()})
+            a = a.reshape(S * episodes, -1).cpu()
             obs, reward, truncated, success = env.step(a)
             total += reward.double()
         ret = total.reshape(S, episodes)
