@@ -63,14 +63,26 @@ def _rss_mib() -> float:
 
 
 # --- measurements (each runs in its own subprocess: ``python fleet_throughput.py --worker JSON``) -------------------
-def measure_fleet(family: str, members: int, precision: str, seconds: float, compile_update: bool = False) -> dict:
+def measure_fleet(family: str, members: int, precision: str, seconds: float, compile_update: bool = False,
+                  device: str = "cpu") -> dict:
+    """Fleet member env-steps/s, peak RSS, one update's time and achieved GFLOP/s. ``precision`` "tf32" is fp32
+    with CUDA's TF32 matmuls allowed."""
     import torch as th
 
     from rlcert.fleet.config import read_config
     from rlcert.fleet.trainer import Fleet
 
-    cfg = full_config(family, precision)
+    if precision == "tf32":
+        th.backends.cuda.matmul.allow_tf32 = True
+        th.backends.cudnn.allow_tf32 = True
+    cfg = full_config(family, "bf16" if precision == "bf16" else "fp32")
     settings, schedule, fam, env_cls = read_config(cfg, members)
+    settings.device = device
+
+    def sync() -> None:
+        if device.startswith("cuda"):
+            th.cuda.synchronize()
+
     fleet = Fleet(settings, schedule, list(range(members)), env_cls, cfg["env_kwargs"], fam)
     if compile_update:
         fleet.agent.update = th.compile(fleet.agent.update)
@@ -85,10 +97,12 @@ def measure_fleet(family: str, members: int, precision: str, seconds: float, com
 
     with FlopCounterMode(display=False) as counter:
         fleet.agent.update(batch, fleet.generators)
+    sync()
     reps, t1 = 0, time.perf_counter()
-    while time.perf_counter() - t1 < min(seconds, 1.0) or reps < 2:
+    while time.perf_counter() - t1 < min(seconds, 0.5) or reps < 2:
         fleet.agent.update(batch, fleet.generators)
         reps += 1
+        sync()
     update_s = (time.perf_counter() - t1) / reps
     return {"rate": rate, "rss_mib": _rss_mib(), "update_ms": update_s * 1e3,
             "gflops": counter.get_total_flops() / update_s / 1e9}
@@ -101,7 +115,8 @@ def measure_sb3(family: str, seconds: float) -> dict:
 
     cfg = full_config(family)
     env = make_env(cfg["env"], cfg["env_kwargs"])
-    model = resolve_algo(cfg["algo"])("MultiInputPolicy", env, seed=0, **build_algo_kwargs(cfg, env.action_space))
+    model = resolve_algo(cfg["algo"])("MultiInputPolicy", env, seed=0, device="cpu",
+                                      **build_algo_kwargs(cfg, env.action_space))
     model.learn(cfg["algo_kwargs"]["learning_starts"] + 5)
 
     class Stop(BaseCallback):
@@ -117,14 +132,15 @@ def measure_sb3(family: str, seconds: float) -> dict:
     return {"rate": stop.steps / (time.perf_counter() - stop.t0), "rss_mib": _rss_mib()}
 
 
-def measure_gemm(members: int, batch: int, precision: str, seconds: float) -> dict:
+def measure_gemm(members: int, batch: int, precision: str, seconds: float, device: str = "cpu") -> dict:
     """GFLOP/s of (S, B, 256) x (S, 256, 256) baddbmm (the fleet's hidden layer), fp32 or bf16 autocast."""
     import contextlib
 
     import torch as th
 
-    x, w, b = th.randn(members, batch, 256), th.randn(members, 256, 256), th.randn(members, 1, 256)
-    ctx = (th.autocast("cpu", dtype=th.bfloat16, cache_enabled=False) if precision == "bf16"
+    x, w = th.randn(members, batch, 256, device=device), th.randn(members, 256, 256, device=device)
+    b = th.randn(members, 1, 256, device=device)
+    ctx = (th.autocast(th.device(device).type, dtype=th.bfloat16, cache_enabled=False) if precision == "bf16"
            else contextlib.nullcontext())
     with ctx:
         th.baddbmm(b, x, w)
@@ -132,6 +148,10 @@ def measure_gemm(members: int, batch: int, precision: str, seconds: float) -> di
         while time.perf_counter() - t0 < seconds or reps < 3:
             th.baddbmm(b, x, w)
             reps += 1
+            if device.startswith("cuda") and reps % 50 == 0:
+                th.cuda.synchronize()
+        if device.startswith("cuda"):
+            th.cuda.synchronize()
     return {"gflops": 2 * members * batch * 256 * 256 * reps / (time.perf_counter() - t0) / 1e9}
 
 
@@ -184,9 +204,11 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="S = 1, 4; one round; short windows (< 1 minute)")
     p.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
     p.add_argument("--members", type=int, nargs="+", default=[1, 4, 10, 20])
-    p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "tf32", "bf16"],
+                   help="tf32: fp32 with CUDA TF32 matmuls (GPU only)")
+    p.add_argument("--device", default="cpu", help="the fleet's device (SB3 always runs on the CPU)")
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--seconds", type=float, default=1.5, help="timed wall time of each measurement")
+    p.add_argument("--seconds", type=float, default=1.0, help="timed wall time of each measurement")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--compile", action="store_true", help="torch.compile the fleet's update (off by default)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -204,7 +226,7 @@ def main() -> None:
         p.error("--members, --rounds, --seconds and --threads must be positive")
     start = time.perf_counter()
     fleet_jobs = [{"kind": "fleet", "family": f, "members": s, "precision": pr, "seconds": args.seconds,
-                   "compile_update": args.compile}
+                   "compile_update": args.compile, "device": args.device}
                   for f in args.families for s in args.members for pr in args.precisions]
     sb3_jobs = [{"kind": "sb3", "family": f, "seconds": args.seconds} for f in args.families]
     results: dict[str, list[dict]] = {}
@@ -215,15 +237,16 @@ def main() -> None:
         print(f"round {r + 1}/{args.rounds} done ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
     probe_s = 0.3 if args.quick else 1.0
     s_probe = 10 if 10 in args.members else max(args.members)
-    gemm = {pr: run_worker({"kind": "gemm", "members": s_probe, "batch": 256, "precision": pr, "seconds": probe_s},
-                           args.threads)["gflops"] for pr in ("fp32", "bf16")}
+    gemm = {pr: run_worker({"kind": "gemm", "members": s_probe, "batch": 256, "precision": pr, "seconds": probe_s,
+                            "device": args.device}, args.threads)["gflops"] for pr in ("fp32", "bf16")}
     ratio = run_worker({"kind": "update_ratio", "members": s_probe, "batch": 256, "seconds": 3 * probe_s},
                        args.threads)
 
     def get(job: dict) -> list[dict]:
         return results[json.dumps(job, sort_keys=True)]
 
-    print(f"ContinuousSeek d = 10, Table G.1-G.3 sizes, {args.threads} thread(s), buffer_size 10000 on both sides, "
+    print(f"ContinuousSeek d = 10, Table G.1-G.3 sizes, fleet on {args.device}, SB3 on the CPU, "
+          f"{args.threads} thread(s), buffer_size 10000 on both sides, "
           f"{args.rounds} interleaved round(s) of {args.seconds:g} s, each measurement in its own process; "
           "median [min, max]\n")
     print("| family | S | precision | fleet member-steps/s | S sequential SB3 runs, steps/s | speed-up | "
@@ -235,15 +258,15 @@ def main() -> None:
         for s in args.members:
             for pr in args.precisions:
                 fl = get({"kind": "fleet", "family": f, "members": s, "precision": pr, "seconds": args.seconds,
-                          "compile_update": args.compile})
+                          "compile_update": args.compile, "device": args.device})
                 rates = [x["rate"] for x in fl]
                 ups = [a / statistics.median(sb3_rates) for a in rates]
                 print(f"| {f} | {s} | {pr} | {med(rates)} | {med(sb3_rates)} | {statistics.median(ups):.2f}x | "
                       f"{med([x['gflops'] for x in fl])} | {statistics.median([x['rss_mib'] for x in fl]) / s:.0f} | "
                       f"{statistics.median([x['rss_mib'] for x in sb3]):.0f} |")
-    print(f"\nbatched-GEMM probe ({s_probe}, 256, 256) x ({s_probe}, 256, 256): fp32 {gemm['fp32']:.1f} GFLOP/s, "
-          f"bf16 {gemm['bf16']:.1f} GFLOP/s")
-    print(f"update at batch 256, S = {s_probe}: DDPG {ratio['DDPG']:.1f} ms, ReenGAGE {ratio['ReenGAGE']:.1f} ms "
+    print(f"\nbatched-GEMM probe on {args.device}, ({s_probe}, 256, 256) x ({s_probe}, 256, 256): "
+          f"fp32 {gemm['fp32']:.1f} GFLOP/s, bf16 {gemm['bf16']:.1f} GFLOP/s")
+    print(f"update at batch 256, S = {s_probe}, CPU: DDPG {ratio['DDPG']:.1f} ms, ReenGAGE {ratio['ReenGAGE']:.1f} ms "
           f"({ratio['ReenGAGE'] / ratio['DDPG']:.2f}x; target <= 1.25x)")
     print(f"\ntotal {time.perf_counter() - start:.0f} s")
 
