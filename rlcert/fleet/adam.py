@@ -38,7 +38,7 @@ class StackedAdam:
         denom = th._foreach_sqrt(self.exp_avg_sq)
         th._foreach_div_(denom, bc2_sqrt)
         th._foreach_add_(denom, self.eps)
-        step_size = (self.lr / bc1).to(self.params[0].dtype)
+        step_size = (self.lr / bc1).to(dtype=self.params[0].dtype, device=self.params[0].device)
         sizes = [step_size.reshape(-1, *([1] * (p.dim() - 1))) for p in self.params]
         update = th._foreach_mul(self.exp_avg, sizes)
         th._foreach_div_(update, denom)

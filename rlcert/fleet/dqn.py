@@ -121,14 +121,15 @@ class FleetDQN(FleetAlgorithm):
 
     def __init__(self, settings: DQNSettings, generators: list[th.Generator] | None = None) -> None:
         self.cfg = s = settings
-        S = s.n_members
-        self.q_net = StackedMLP(S, s.obs_dim + 2 * s.goal_dim, s.net_arch, s.n_actions)
+        S, dev = s.n_members, s.device
+        self.q_net = StackedMLP(S, s.obs_dim + 2 * s.goal_dim, s.net_arch, s.n_actions, device=dev)
         if generators is not None:
             for k, g in enumerate(generators):
                 self.q_net.init_member(k, g)
         self.q_net_target = clone_net(self.q_net)
         self.opt = StackedAdam(list(self.q_net.parameters()), th.tensor(s.learning_rate, dtype=th.float64))
-        self.alpha, self.gamma, self.tau = col(s.alpha), col(s.gamma), th.tensor(s.tau, dtype=th.float32)
+        self.alpha, self.gamma = col(s.alpha, dev), col(s.gamma, dev)
+        self.tau = th.tensor(s.tau, dtype=th.float32, device=dev)
         self.exploration_rate = 0.0  # SB3: set after the first env step
         self.n_updates = 0
 
@@ -181,8 +182,8 @@ class FleetDQN(FleetAlgorithm):
         """(S, 1) int64 actions: uniform during warm-up, then epsilon-greedy (SB3's ``DQN.predict``); every member
         draws (u, random action) from its generator at every step, whatever the phase."""
         n = self.cfg.n_actions
-        u = th.stack([th.rand(1, generator=g, dtype=th.float64) for g in generators])  # (S, 1)
-        random_a = th.stack([th.randint(n, (1,), generator=g) for g in generators])  # (S, 1)
+        u = th.stack([th.rand(1, generator=g, dtype=th.float64) for g in generators]).to(self.cfg.device)  # (S, 1)
+        random_a = th.stack([th.randint(n, (1,), generator=g) for g in generators]).to(self.cfg.device)
         if warm_up:
             return random_a
         greedy = self.act({k: v.unsqueeze(1) for k, v in obs.items()})[:, 0]
@@ -203,7 +204,7 @@ class FleetDQN(FleetAlgorithm):
         S, B, d = obs["desired_goal"].shape
         actions = batch.actions.long()
         self.n_updates += 1
-        extra = th.zeros(S)
+        extra = th.zeros(S, device=cfg.device)
         with self.autocast():
             if not bool((self.alpha > 0).any()):  # SB3's DQN expressions
                 with th.no_grad():

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,7 @@ class MemberSettings:
     gamma: list[float] = field(default_factory=lambda: [0.99])
     tau: list[float] = field(default_factory=lambda: [0.005])
     precision: str = "fp32"
+    device: str = "cpu"  # where networks, optimiser state and replay live (random draws stay on CPU generators)
 
     PER_MEMBER = ("gamma", "tau")  # besides learning_rate; subclasses extend
 
@@ -60,9 +62,9 @@ class MemberSettings:
         return len(self.learning_rate)
 
 
-def col(values: list[float]) -> th.Tensor:
+def col(values: list[float], device: str | th.device = "cpu") -> th.Tensor:
     """Per-member values as an (S, 1, 1) float32 column (broadcasts against (S, B, dim))."""
-    return th.tensor(values, dtype=th.float32).reshape(-1, 1, 1)
+    return th.tensor(values, dtype=th.float32, device=device).reshape(-1, 1, 1)
 
 
 def features(obs: dict[str, th.Tensor], goal: th.Tensor | None = None) -> th.Tensor:
@@ -86,9 +88,8 @@ def polyak(nets: list[StackedMLP], targets: list[StackedMLP], tau: th.Tensor) ->
 
 
 def clone_net(net: StackedMLP) -> StackedMLP:
-    out = StackedMLP(net.n, net.sizes[0], net.sizes[1:-1], net.sizes[-1], net.squash)
-    out.load_state_dict(net.state_dict())
-    return out
+    """An independent copy (same device), e.g. a target network."""
+    return copy.deepcopy(net)
 
 
 class FleetAlgorithm(abc.ABC):
@@ -169,7 +170,7 @@ class FleetAlgorithm(abc.ABC):
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast for the matmuls when ``precision`` is "bf16" (weight cache off), else nothing."""
         if self.cfg.precision == "bf16":
-            return th.autocast("cpu", dtype=th.bfloat16, cache_enabled=False)
+            return th.autocast(th.device(self.cfg.device).type, dtype=th.bfloat16, cache_enabled=False)
         return contextlib.nullcontext()
 
     def state_dict(self) -> dict:
@@ -186,11 +187,12 @@ class FleetAlgorithm(abc.ABC):
         self.load_extra_state(state["extra"])
 
 
-def uniform_actions(generators: list[th.Generator], action_dim: int) -> th.Tensor:
+def uniform_actions(generators: list[th.Generator], action_dim: int, device: str | th.device = "cpu") -> th.Tensor:
     """SB3's warm-up actions for a [-1, 1]^a Box: uniform, (S, a), member k's from ``generators[k]``."""
-    return th.stack([th.rand(action_dim, generator=g) for g in generators]) * 2 - 1
+    return (th.stack([th.rand(action_dim, generator=g) for g in generators]) * 2 - 1).to(device)
 
 
-def gaussian(generators: list[th.Generator], shape: tuple[int, ...]) -> th.Tensor:
-    """Standard normal noise (S, *shape), member k's from ``generators[k]``."""
-    return th.stack([th.randn(shape, generator=g) for g in generators])
+def gaussian(generators: list[th.Generator], shape: tuple[int, ...], device: str | th.device = "cpu") -> th.Tensor:
+    """Standard normal noise (S, *shape), member k's from ``generators[k]`` (drawn on the CPU, so a member's numbers
+    do not depend on the device)."""
+    return th.stack([th.randn(shape, generator=g) for g in generators]).to(device)

@@ -105,11 +105,12 @@ class FleetMultiReenGAGE(FleetAlgorithm):
 
     def __init__(self, settings: GoalSetSettings, generators: list[th.Generator] | None = None) -> None:
         self.cfg = s = settings
-        S, C, E = s.n_members, s.n_critics, s.embed_dim
+        S, C, E, dev = s.n_members, s.n_critics, s.embed_dim, s.device
         self.template = GoalSetEncoder(s.obs_dim, E, s.encoder_arch, divisor=s.n_max if s.pooling == "n_max" else 1.0)
-        self.encoder = StackedMLP(S, self.template.net[0].in_features, s.encoder_arch, E)
-        self.critic = StackedMLP(S * C, s.obs_dim + E + s.action_dim, s.net_arch, 1)  # row k * C + j: member k, Q_j
-        self.actor = StackedMLP(S, s.obs_dim + E, s.net_arch, s.action_dim, squash=True)
+        self.template.to(dev)  # (its own parameters are never used: each call gets a member's)
+        self.encoder = StackedMLP(S, self.template.net[0].in_features, s.encoder_arch, E, device=dev)
+        self.critic = StackedMLP(S * C, s.obs_dim + E + s.action_dim, s.net_arch, 1, device=dev)  # row k*C+j: Q_j of k
+        self.actor = StackedMLP(S, s.obs_dim + E, s.net_arch, s.action_dim, squash=True, device=dev)
         if generators is not None:  # the agents' order: encoder, critic heads, then the actor
             for k, g in enumerate(generators):
                 self.encoder.init_member(k, g)
@@ -122,9 +123,10 @@ class FleetMultiReenGAGE(FleetAlgorithm):
         self.encoder_opt = StackedAdam(list(self.encoder.parameters()), lr)
         self.critic_opt = StackedAdam(list(self.critic.parameters()), lr.repeat_interleave(C))
         self.actor_opt = StackedAdam(list(self.actor.parameters()), lr)
-        self.alpha, self.gamma, self.tau = col(s.alpha), col(s.gamma), th.tensor(s.tau, dtype=th.float32)
-        self.noise_sigma, self.noise_clip = col(s.target_policy_noise), col(s.target_noise_clip)
-        self.action_sigma = th.tensor(s.action_noise_sigma, dtype=th.float32).reshape(-1, 1)
+        self.alpha, self.gamma = col(s.alpha, dev), col(s.gamma, dev)
+        self.tau = th.tensor(s.tau, dtype=th.float32, device=dev)
+        self.noise_sigma, self.noise_clip = col(s.target_policy_noise, dev), col(s.target_noise_clip, dev)
+        self.action_sigma = th.tensor(s.action_noise_sigma, dtype=th.float32, device=dev).reshape(-1, 1)
         self.n_updates = 0
 
     # ----- plugging in -----------------------------------------------------------------------------------------
@@ -246,7 +248,7 @@ class FleetMultiReenGAGE(FleetAlgorithm):
             a = (a if noise is None else a + noise).clamp(-1, 1)
             return self.heads(self.critic_target, next_obs, z, a).min(dim=1).values.reshape(S * B, 1)
 
-        extra = th.zeros(S)
+        extra = th.zeros(S, device=cfg.device)
         with self.autocast():
             if not bool((self.alpha > 0).any()):  # SB3's TD3 expressions
                 with th.no_grad():

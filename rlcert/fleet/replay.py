@@ -38,7 +38,8 @@ class EpisodeReplay:
     """Replay of fixed-length episodes for ``n_members`` members (see the module docstring)."""
 
     def __init__(self, n_members: int, capacity_steps: int, episode_length: int, obs_dim: int, goal_dim: int,
-                 action_dim: int, n_sampled_goal: int = 4, her: bool = True, achieved_dim: int | None = None) -> None:
+                 action_dim: int, n_sampled_goal: int = 4, her: bool = True, device: str | th.device = "cpu",
+                 achieved_dim: int | None = None) -> None:
         if capacity_steps < episode_length:
             raise ValueError(f"buffer_size must be >= the episode length {episode_length}, got {capacity_steps}")
         if n_sampled_goal < 0:
@@ -47,11 +48,13 @@ class EpisodeReplay:
         self.E = int(capacity_steps) // self.T
         self.her_ratio = 1.0 - 1.0 / (n_sampled_goal + 1) if her else 0.0
         S, E, T = self.S, self.E, self.T
-        self.obs = th.zeros(S, E, T + 1, obs_dim)
-        self.ag = th.zeros(S, E, T + 1, goal_dim if achieved_dim is None else achieved_dim)  # goal sets: (x, y)
-        self.goal = th.zeros(S, E, goal_dim)
-        self.actions = th.zeros(S, E, T, action_dim)
-        self.rewards = th.zeros(S, E, T)
+        self.device = th.device(device)
+        self.obs = th.zeros(S, E, T + 1, obs_dim, device=device)
+        ag_dim = goal_dim if achieved_dim is None else achieved_dim  # goal sets: the rounded position (2)
+        self.ag = th.zeros(S, E, T + 1, ag_dim, device=device)
+        self.goal = th.zeros(S, E, goal_dim, device=device)
+        self.actions = th.zeros(S, E, T, action_dim, device=device)
+        self.rewards = th.zeros(S, E, T, device=device)
         self.n_finished = 0  # episodes ever finished (slot of episode i: i % E)
         self.t = 0  # steps written into the current episode
 
@@ -95,13 +98,13 @@ class EpisodeReplay:
         future = th.minimum(future, th.full_like(future, self.T - 1))
         n_virtual = int(self.her_ratio * batch_size)
         future[:, n_virtual:] = -1
-        return ep, t, future
+        return ep.to(self.device), t.to(self.device), future.to(self.device)
 
     def sample(self, batch_size: int, generators: list[th.Generator],
                reward_fn: Callable[[th.Tensor, th.Tensor], th.Tensor]) -> Batch:
         """A HER batch (S, B, ...) drawn with each member's generator; ``reward_fn(ag, g)`` recomputes rewards."""
         ep, t, future = self.sample_indices(batch_size, generators)
-        m = th.arange(self.S).unsqueeze(1).expand_as(ep)
+        m = th.arange(self.S, device=self.device).unsqueeze(1).expand_as(ep)
         goal = self.goal[m, ep]
         reward = self.rewards[m, ep, t]
         virtual = future >= 0
@@ -113,7 +116,7 @@ class EpisodeReplay:
         obs = {"observation": self.obs[m, ep, t], "achieved_goal": self.ag[m, ep, t], "desired_goal": goal}
         next_obs = {"observation": self.obs[m, ep, t + 1], "achieved_goal": self.ag[m, ep, t + 1],
                     "desired_goal": goal}
-        zeros = th.zeros(self.S, batch_size, 1)
+        zeros = th.zeros(self.S, batch_size, 1, device=self.device)
         return Batch(obs, self.actions[m, ep, t], next_obs, reward.unsqueeze(-1), zeros)
 
     def state_dict(self) -> dict:

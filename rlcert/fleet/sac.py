@@ -75,12 +75,12 @@ class FleetSAC(FleetAlgorithm):
     def __init__(self, settings: SACSettings, generators: list[th.Generator] | None = None) -> None:
         self.cfg = s = settings
         S, C, H = s.n_members, s.n_critics, s.net_arch[-1]
-        feat = s.obs_dim + 2 * s.goal_dim
+        feat, dev = s.obs_dim + 2 * s.goal_dim, s.device
         # SB3's SAC actor: latent_pi = ReLU MLP with a ReLU after its last layer; mu and log_std linear heads
-        self.trunk = StackedMLP(S, feat, s.net_arch[:-1], H)
-        self.mu = StackedMLP(S, H, [], s.action_dim)
-        self.log_std = StackedMLP(S, H, [], s.action_dim)
-        self.critics = [StackedMLP(S, feat + s.action_dim, s.net_arch, 1) for _ in range(C)]
+        self.trunk = StackedMLP(S, feat, s.net_arch[:-1], H, device=dev)
+        self.mu = StackedMLP(S, H, [], s.action_dim, device=dev)
+        self.log_std = StackedMLP(S, H, [], s.action_dim, device=dev)
+        self.critics = [StackedMLP(S, feat + s.action_dim, s.net_arch, 1, device=dev) for _ in range(C)]
         if generators is not None:  # SB3 order: actor (trunk, mu, log_std), then the critics
             for k, g in enumerate(generators):
                 for net in (self.trunk, self.mu, self.log_std, *self.critics):
@@ -89,12 +89,13 @@ class FleetSAC(FleetAlgorithm):
         lr = th.tensor(s.learning_rate, dtype=th.float64)
         self.actor_opt = StackedAdam([p for n in (self.trunk, self.mu, self.log_std) for p in n.parameters()], lr)
         self.critic_opt = StackedAdam([p for c in self.critics for p in c.parameters()], lr)
-        self.log_ent_coef = th.log(th.tensor(s.ent_coef, dtype=th.float32)).reshape(-1, 1, 1).requires_grad_(
-            s.ent_coef_auto)
+        self.log_ent_coef = th.log(th.tensor(s.ent_coef, dtype=th.float32, device=dev)).reshape(-1, 1, 1)
+        self.log_ent_coef.requires_grad_(s.ent_coef_auto)
         self.ent_opt = StackedAdam([self.log_ent_coef], lr) if s.ent_coef_auto else None
-        self.fixed_ent_coef = col(s.ent_coef)  # SB3's ent_coef_tensor when not tuned
-        self.alpha, self.gamma, self.tau = col(s.alpha), col(s.gamma), th.tensor(s.tau, dtype=th.float32)
-        self.action_sigma = th.tensor(s.action_noise_sigma, dtype=th.float32).reshape(-1, 1)
+        self.fixed_ent_coef = col(s.ent_coef, dev)  # SB3's ent_coef_tensor when not tuned
+        self.alpha, self.gamma = col(s.alpha, dev), col(s.gamma, dev)
+        self.tau = th.tensor(s.tau, dtype=th.float32, device=dev)
+        self.action_sigma = th.tensor(s.action_noise_sigma, dtype=th.float32, device=dev).reshape(-1, 1)
         self.cols = goal_columns(s.goal_dim)
         self.n_updates = 0
 
@@ -179,13 +180,13 @@ class FleetSAC(FleetAlgorithm):
         """SB3's ``_sample_action``: uniform (warm-up) or a sample of the policy, plus action noise if any."""
         S, a_dim = self.cfg.n_members, self.cfg.action_dim
         if warm_up:
-            a = uniform_actions(generators, a_dim)
+            a = uniform_actions(generators, a_dim, self.cfg.device)
         else:
             with th.no_grad():
-                eps = gaussian(generators, (1, a_dim))
+                eps = gaussian(generators, (1, a_dim), self.cfg.device)
                 a = self.sample(features({k: v.unsqueeze(1) for k, v in obs.items()}), eps)[0][:, 0]
         if float(self.action_sigma.abs().max()) > 0:
-            a = (a + gaussian(generators, (a_dim,)) * self.action_sigma).clamp(-1.0, 1.0)
+            a = (a + gaussian(generators, (a_dim,), self.cfg.device) * self.action_sigma).clamp(-1.0, 1.0)
         return a.reshape(S, a_dim)
 
     def _critic_in(self, feats: th.Tensor, actions: th.Tensor) -> th.Tensor:
@@ -203,7 +204,7 @@ class FleetSAC(FleetAlgorithm):
             if generators is None:
                 raise ValueError("SAC needs the members' generators (or explicit noise)")
             shape = tuple(batch.actions.shape[1:])
-            noise = (gaussian(generators, shape), gaussian(generators, shape))
+            noise = (gaussian(generators, shape, cfg.device), gaussian(generators, shape, cfg.device))
         use_grad = bool((self.alpha > 0).any())
         with self.autocast():
             feats = features(obs)
@@ -239,7 +240,7 @@ class FleetSAC(FleetAlgorithm):
                 with th.no_grad():
                     target = batch.rewards + (1 - batch.dones) * self.gamma * next_value(None)
                 qs = [c(self._critic_in(feats.detach(), batch.actions)).float() for c in self.critics]
-                reengage = th.zeros(cfg.n_members)
+                reengage = th.zeros(cfg.n_members, device=cfg.device)
             target = target.detach()
             td = sum(((q - target) ** 2).mean(dim=(1, 2)) for q in qs)
             critic_loss = 0.5 * (td + self.alpha.reshape(-1) * reengage) if use_grad else 0.5 * td

@@ -29,12 +29,12 @@ class StackedMLP(nn.Module):
     """
 
     def __init__(self, n: int, in_dim: int, hidden: list[int], out_dim: int, squash: bool = False,
-                 dtype: th.dtype = th.float32) -> None:
+                 dtype: th.dtype = th.float32, device: str | th.device = "cpu") -> None:
         super().__init__()
         self.n, self.sizes, self.squash = int(n), [int(in_dim), *map(int, hidden), int(out_dim)], bool(squash)
         for i, (fi, fo) in enumerate(zip(self.sizes[:-1], self.sizes[1:], strict=True)):
-            self.register_parameter(f"weight{i}", nn.Parameter(th.zeros(self.n, fi, fo, dtype=dtype)))
-            self.register_parameter(f"bias{i}", nn.Parameter(th.zeros(self.n, 1, fo, dtype=dtype)))
+            self.register_parameter(f"weight{i}", nn.Parameter(th.zeros(self.n, fi, fo, dtype=dtype, device=device)))
+            self.register_parameter(f"bias{i}", nn.Parameter(th.zeros(self.n, 1, fo, dtype=dtype, device=device)))
 
     @property
     def n_layers(self) -> int:
@@ -46,7 +46,7 @@ class StackedMLP(nn.Module):
 
     @th.no_grad()
     def init_member(self, k: int, generator: th.Generator) -> None:
-        """Draw member k's parameters from ``generator`` (nn.Linear's default init, layer by layer)."""
+        """Draw member k's parameters from ``generator`` (a CPU generator; nn.Linear's default init, layer by layer)."""
         for w, b in self.layers():
             bound = 1.0 / math.sqrt(w.shape[1])
             w[k].copy_((th.rand(w.shape[1:], generator=generator, dtype=th.float64) * 2 - 1) * bound)

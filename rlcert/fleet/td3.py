@@ -90,9 +90,9 @@ class FleetTD3(FleetAlgorithm):
     def __init__(self, settings: FleetSettings, generators: list[th.Generator] | None = None) -> None:
         self.cfg = s = settings
         S, C = s.n_members, s.n_critics
-        feat = s.obs_dim + 2 * s.goal_dim
-        self.actor = StackedMLP(S, feat, s.net_arch, s.action_dim, squash=True)
-        self.critics = [StackedMLP(S, feat + s.action_dim, s.net_arch, 1) for _ in range(C)]
+        feat, dev = s.obs_dim + 2 * s.goal_dim, s.device
+        self.actor = StackedMLP(S, feat, s.net_arch, s.action_dim, squash=True, device=dev)
+        self.critics = [StackedMLP(S, feat + s.action_dim, s.net_arch, 1, device=dev) for _ in range(C)]
         if generators is not None:  # SB3 order: actor (then its target copy), then the critics
             for k, g in enumerate(generators):
                 self.actor.init_member(k, g)
@@ -103,9 +103,10 @@ class FleetTD3(FleetAlgorithm):
         lr = th.tensor(s.learning_rate, dtype=th.float64)
         self.actor_opt = StackedAdam(list(self.actor.parameters()), lr)
         self.critic_opt = StackedAdam([p for c in self.critics for p in c.parameters()], lr)
-        self.alpha, self.gamma, self.tau = col(s.alpha), col(s.gamma), th.tensor(s.tau, dtype=th.float32)
-        self.noise_sigma, self.noise_clip = col(s.target_policy_noise), col(s.target_noise_clip)
-        self.action_sigma = th.tensor(s.action_noise_sigma, dtype=th.float32).reshape(-1, 1)
+        self.alpha, self.gamma = col(s.alpha, dev), col(s.gamma, dev)
+        self.tau = th.tensor(s.tau, dtype=th.float32, device=dev)
+        self.noise_sigma, self.noise_clip = col(s.target_policy_noise, dev), col(s.target_noise_clip, dev)
+        self.action_sigma = th.tensor(s.action_noise_sigma, dtype=th.float32, device=dev).reshape(-1, 1)
         self.cols = goal_columns(s.goal_dim)
         self.n_updates = 0
 
@@ -165,10 +166,10 @@ class FleetTD3(FleetAlgorithm):
         """SB3's ``_sample_action``: uniform (warm-up) or the actor's action, plus Gaussian action noise, clipped."""
         S, a_dim = self.cfg.n_members, self.cfg.action_dim
         if warm_up:
-            a = uniform_actions(generators, a_dim)
+            a = uniform_actions(generators, a_dim, self.cfg.device)
         else:
             a = self.act({k: v.unsqueeze(1) for k, v in obs.items()})[:, 0]
-        z = gaussian(generators, (a_dim,))
+        z = gaussian(generators, (a_dim,), self.cfg.device)
         return (a + z * self.action_sigma).clamp(-1.0, 1.0).reshape(S, a_dim)
 
     # ----- one gradient step -----------------------------------------------------------------------------------
@@ -178,7 +179,7 @@ class FleetTD3(FleetAlgorithm):
             return None
         if generators is None:
             raise ValueError("TD3 target noise needs the members' generators")
-        z = gaussian(generators, tuple(actions.shape[1:]))
+        z = gaussian(generators, tuple(actions.shape[1:]), self.cfg.device)
         return th.maximum(th.minimum(z * self.noise_sigma, self.noise_clip), -self.noise_clip)
 
     def _critic_in(self, feats: th.Tensor, actions: th.Tensor) -> th.Tensor:
@@ -217,7 +218,7 @@ class FleetTD3(FleetAlgorithm):
                                                    batch_dims=2) for _, g in pairs)
             else:
                 qs = [c(x).float() for c in self.critics]
-                reengage = th.zeros(cfg.n_members)
+                reengage = th.zeros(cfg.n_members, device=cfg.device)
             td = sum(((q - target) ** 2).mean(dim=(1, 2)) for q in qs)  # (S,): sum over critics of each mse
             critic_loss = td + self.alpha.reshape(-1) * reengage if use_grad else td
             critic_params = self.critic_opt.params

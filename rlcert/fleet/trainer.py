@@ -43,9 +43,10 @@ class Fleet:
         self.agent: FleetAlgorithm = family(settings, self.generators)
         self.env_cls = env_cls
         self.env: TorchGoalEnv = env_cls(self.generators, **self.env_kwargs)
+        self.device = th.device(settings.device)  # networks and replay; the env steps on the CPU (cheap)
         self.replay = EpisodeReplay(len(seeds), schedule.buffer_size, self.env.max_steps, self.env.obs_dim,
                                     self.env.goal_dim, self.env.action_dim, schedule.n_sampled_goal, schedule.her,
-                                    self.env.achieved_dim)
+                                    self.device, self.env.achieved_dim)
         self.num_timesteps = 0
         self.total_timesteps = 1  # the run's length, set by learn (schedules such as DQN's exploration read it)
         self.trained_through = 0  # the last env step whose training (if due) is done
@@ -72,8 +73,9 @@ class Fleet:
         if self.obs is None:
             self.obs = self.env.reset()
             self.replay.start_episode(self.obs)
-        action = self.agent.explore(self.obs, self.generators, self.num_timesteps < self.schedule.learning_starts)
-        next_obs, reward, truncated, _ = self.env.step(action)
+        obs = {k: v.to(self.device) for k, v in self.obs.items()}
+        action = self.agent.explore(obs, self.generators, self.num_timesteps < self.schedule.learning_starts)
+        next_obs, reward, truncated, _ = self.env.step(action.cpu())
         self.replay.add(action, reward, next_obs, truncated)
         self.num_timesteps += 1
         self.agent.on_step(self.num_timesteps, self.total_timesteps)
@@ -106,7 +108,8 @@ class Fleet:
         total = th.zeros(S * episodes, dtype=th.float64)
         truncated = False
         while not truncated:
-            a = self.agent.act({k: v.reshape(S, episodes, -1) for k, v in obs.items()}).reshape(S * episodes, -1)
+            a = self.agent.act({k: v.reshape(S, episodes, -1).to(self.device) for k, v in obs.items()})
+            a = a.reshape(S * episodes, -1).cpu()
             obs, reward, truncated, success = env.step(a)
             total += reward.double()
         ret = total.reshape(S, episodes)

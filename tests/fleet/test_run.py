@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch as th
 import yaml
-from stable_baselines3 import DDPG
+from stable_baselines3 import DDPG, TD3
 
-from rlcert.agents import ReenGAGEDDPG
+from rlcert.agents import ReenGAGEDDPG, ReenGAGESAC
 from rlcert.envs.continuous_seek import ContinuousSeekEnv
 from rlcert.fleet.config import read_config, unsupported_reason
 from rlcert.fleet.export import export_member
@@ -99,9 +99,10 @@ def test_interrupt_then_resume_equals_uninterrupted(tiny, tmp_path, monkeypatch,
         assert all(th.equal(pa[k], pb[k]) for k in pa)
 
 
-@pytest.mark.parametrize("algo,cls", [("ReenGAGEDDPG", ReenGAGEDDPG), ("DDPG", DDPG)])
+@pytest.mark.parametrize("algo,cls", [("ReenGAGEDDPG", ReenGAGEDDPG), ("DDPG", DDPG), ("ReenGAGESAC", ReenGAGESAC),
+                                      ("TD3", TD3)])
 def test_exported_member_loads_and_predicts_like_the_fleet(tiny, tmp_path, algo, cls):
-    config = tiny(tmp_path, algo=algo)
+    config = tiny(tmp_path, algo=algo, **({"action_noise": None} if "SAC" in algo else {}))
     settings, schedule, family, env_cls = read_config(config, 3)
     fleet = Fleet(settings, schedule, [4, 5, 6], env_cls, config["env_kwargs"], family)
     fleet.learn(40)
@@ -130,6 +131,18 @@ def test_cli_seeds_runs_unsupported_configs_one_after_another(tiny, tmp_path, ca
         d = tmp_path / "runs" / "tiny" / f"seed{s}"
         assert [int(r["timesteps"]) for r in rows(d / "eval.csv")] == [0, 15, 30]
         assert (d / "model.zip").exists()
+
+
+def test_cli_seeds_trains_sac_as_a_fleet(tiny, tmp_path, capsys):
+    config = tiny(tmp_path, algo="ReenGAGESAC", total=30, action_noise=None)
+    cfg = tmp_path / "sac.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    assert main(["--config", str(cfg), "--seeds", "0-1", "--no-progress", "--set", "precision=bf16"]) == 0
+    assert "fleet of 2" in capsys.readouterr().out
+    for s in (0, 1):
+        d = tmp_path / "runs" / "tiny" / f"seed{s}"
+        assert [int(r["timesteps"]) for r in rows(d / "eval.csv")] == [0, 20, 30]
+        assert ReenGAGESAC.load(d / "model.zip").alpha == 0.2
 
 
 def test_final_step_evaluated_and_rates_are_exact_fractions(tiny, tmp_path):
