@@ -94,10 +94,12 @@ class Noise(abc.ABC):
     # ---- certificate: pure functions of probabilities -------------------------------------------------------
     @abc.abstractmethod
     def radius(self, p_lower: np.ndarray) -> np.ndarray:
-        """Certified radius (in ``norm``) from a lower bound p_lower > 1/2 on the top-class probability."""
+        """Certified radius (in ``norm``) from a lower bound p_lower on the top-class probability; ABSTAIN (-1) where
+        p_lower <= 1/2 (``rlcert.certify.core.certificate.radius_or_abstain``: never a negative radius)."""
 
     def radius_two_bound(self, p_lower: np.ndarray, p_upper: np.ndarray) -> np.ndarray:
-        """Radius from p_lower on the top class and p_upper on every other class (p_lower > p_upper)."""
+        """Radius from p_lower on the top class and p_upper on every other class; ABSTAIN (-1) where
+        p_lower <= p_upper."""
         raise ValueError(f"{self.name} noise has no two-bound certificate")
 
     @classmethod
