@@ -41,6 +41,11 @@ def load_reference(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return x, y.astype(np.int64)
 
 
+NOT_AFFINE = ("model is not an exact affine module (nn.Linear, or nn.Sequential of nn.Linear/Flatten/Identity, no "
+              "subclasses, hooks or TorchScript): an LBRS certificate needs lipschitz=L (CLI --lipschitz; Theorem 8, "
+              "ReLU networks have none), or linear=True if you know the model is affine")
+
+
 @register
 class LocallyBiasedCertifier(Certifier):
     """LBRS (Anderson & Sojoudi) on a binary model: closed-form radius in ``threat_norm`` (l1, l2 or linf)."""
@@ -49,7 +54,8 @@ class LocallyBiasedCertifier(Certifier):
     norm = "l2"
 
     def __init__(self, reference: str | Path | tuple[Any, Any], bias: float, threat_norm: str = "l2",
-                 lipschitz: float | None = None, model: Any = None, device: Any = "cpu") -> None:
+                 lipschitz: float | None = None, model: Any = None, device: Any = "cpu",
+                 linear: bool | None = None) -> None:
         ref_x, ref_y = load_reference(reference) if isinstance(reference, (str, Path)) else reference
         # validates bias, norm, lipschitz and the reference set once, before any input is read
         self._probe = LocallyBiasedSmoothing(TorchScore(torch.nn.Identity(), linear=True), np.asarray(ref_x),
@@ -57,17 +63,24 @@ class LocallyBiasedCertifier(Certifier):
         self.ref_x, self.ref_y = np.asarray(ref_x, dtype=np.float64), np.asarray(ref_y)
         self.bias, self.norm, self.lipschitz = float(bias), threat_norm, lipschitz
         self.model, self.device = model, device
-        if model is not None and not is_affine(model) and lipschitz is None:
-            raise ValueError("--score-model is not affine (only Linear/Flatten layers count; TorchScript never does): "
-                             "an LBRS certificate needs --lipschitz L (Theorem 8; ReLU networks have none)")
+        self.linear = None if linear is None else bool(linear)
+        if model is not None and lipschitz is None and not self.is_linear(model):
+            raise ValueError(NOT_AFFINE)
 
     def base_classifier(self) -> BaseClassifier | None:
         """The score model given to the constructor (CLI: --score-model), as a 2-class classifier."""
         return None if self.model is None else BaseClassifier(self.model, 2, device=self.device)
 
+    def is_linear(self, model: Any) -> bool:
+        """The user's ``linear=`` when given, else ``is_affine(model)`` (exact affine modules only)."""
+        return is_affine(model) if self.linear is None else self.linear
+
     def smoother(self, model: Any, input_shape: tuple[int, ...], device: Any = "cpu") -> LocallyBiasedSmoothing:
-        return LocallyBiasedSmoothing(TorchScore(model, input_shape, device), self.ref_x, self.ref_y, self.bias,
-                                      self.norm, self.lipschitz)
+        linear = self.is_linear(model)
+        if not linear and self.lipschitz is None:
+            raise ValueError(NOT_AFFINE)
+        return LocallyBiasedSmoothing(TorchScore(model, input_shape, device, linear=linear), self.ref_x, self.ref_y,
+                                      self.bias, self.norm, self.lipschitz)
 
     def validate_inputs(self, x: torch.Tensor) -> None:
         """Inputs must have as many features as the reference points (the CLI checks before writing)."""
