@@ -137,7 +137,7 @@ def test_bad_data_and_model(setup, capsys):
     assert main(args(model, bad, out)) == 2 and "NaN" in capsys.readouterr().err
     np.savez(bad, x=np.zeros((3, 1, 2, 2), np.float32) + 2, y=np.zeros(3, np.int64))
     assert main(args(model, bad, out, "--method", "ssn")) == 2  # only methods that need [0, 1] refuse it
-    assert "--method ssn: this noise needs inputs in [0, 1]" in capsys.readouterr().err
+    assert "does not suit --method ssn: this noise needs inputs in [0, 1]" in capsys.readouterr().err
     np.savez(bad, x=np.zeros((3, 1, 5, 5), np.float32), y=np.zeros(2, np.int64))
     assert main(args(model, bad, out)) == 2 and "y must" in capsys.readouterr().err
     np.savez(bad, x=np.zeros((3, 1, 2, 2), np.float32), y=np.zeros(3, np.int64))

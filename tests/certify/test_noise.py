@@ -100,7 +100,7 @@ def test_any_input_shape_and_range_for_additive_noises():
         c = cert.certify(clf, x)
         assert [k.prediction for k in c] == [1, 0]
         assert all(k.radius > 0 for k in c)
-    with pytest.raises(ValueError, match=r"--method ssn: this noise needs inputs in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"^SSNCertifier: this noise needs inputs in \[0, 1\]"):
         SSNCertifier(sigma=0.5, n0=50, n=100).certify(clf, x)
 
 

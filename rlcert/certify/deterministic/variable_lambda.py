@@ -33,6 +33,7 @@ import torch
 from rlcert.certify.core.certificate import Certificate
 from rlcert.certify.core.certifier import Certifier
 from rlcert.certify.core.checks import check_count
+from rlcert.certify.core.classifier import as_batch
 from rlcert.certify.core.registry import register
 from rlcert.certify.core.votes import vote_certificate, vote_certificates
 from rlcert.certify.deterministic.enumeration import (
@@ -146,11 +147,12 @@ class VariableLambda(Certifier):
         return int(s[np.abs(np.asarray(levels_x) - np.asarray(levels_y))].sum()) <= kbar
 
     def validate_inputs(self, x: torch.Tensor) -> None:
-        quantise(x, self.q, name=f"--method {self.name}: x")
+        quantise(as_batch(x, who=f"{type(self).__name__}: x"), self.q, name=f"{type(self).__name__}: x")
 
     def certify(self, classifier: Any, x: torch.Tensor) -> list[Certificate]:
         num_classes = self.num_classes or classifier.num_classes
-        levels = quantise(x, self.q, name=f"--method {self.name}: x").flatten(1).cpu()
+        x = as_batch(x, who=f"{type(self).__name__}: x")
+        levels = quantise(x, self.q, name=f"{type(self).__name__}: x").flatten(1).cpu()
         shape = tuple(x.shape[1:])
         counts = enumerate_counts(classifier, levels, self.budget, self.batch_size, num_classes,
                                   lambda rows, b: self._encode(rows, b, shape))
@@ -217,12 +219,12 @@ class DeterministicL0(Certifier):
         return torch.from_numpy((-v) % self.alpha).long()
 
     def validate_inputs(self, x: torch.Tensor) -> None:
-        quantise(x, self.q, name=f"--method {self.name}: x")
+        quantise(as_batch(x, who=f"{type(self).__name__}: x"), self.q, name=f"{type(self).__name__}: x")
 
     def encode(self, x: torch.Tensor, b: torch.Tensor | int) -> torch.Tensor:
         """[upper, lower] inputs for evaluation(s) b: kept features (x + 0.5/q, x - 0.5/q) clamped, others (1, 0)."""
         if x.numel() and (x.min() < 0 or x.max() > 1):
-            raise ValueError(f"--method {self.name} needs inputs in [0, 1], got range [{float(x.min()):g}, "
+            raise ValueError(f"{type(self).__name__} needs inputs in [0, 1], got range [{float(x.min()):g}, "
                              f"{float(x.max()):g}]")
         keep = self.keep_index(tuple(x.shape[1:])).to(x.device)
         bb = torch.as_tensor(b, dtype=torch.long, device=x.device).reshape(-1, 1)
@@ -241,6 +243,7 @@ class DeterministicL0(Certifier):
     def certify(self, classifier: Any, x: torch.Tensor) -> list[Certificate]:
         num_classes = self.num_classes or classifier.num_classes
         device = device_of(classifier)
+        x = as_batch(x, who=f"{type(self).__name__}: x")
         out = []
         for i in range(x.shape[0]):
             xi = x[i:i + 1].to(device)

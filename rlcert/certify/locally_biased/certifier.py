@@ -18,8 +18,9 @@ import torch
 
 from rlcert.certify.core.certificate import Certificate
 from rlcert.certify.core.certifier import Certifier
-from rlcert.certify.core.classifier import BaseClassifier
+from rlcert.certify.core.classifier import BaseClassifier, as_batch
 from rlcert.certify.core.registry import register
+from rlcert.certify.io import load_model, load_npz_xy, resolve_device
 from rlcert.certify.locally_biased.lbrs import NORMS, LocallyBiasedSmoothing, TorchScore, is_affine
 
 
@@ -27,17 +28,13 @@ def load_reference(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """x (N, ...) float and y (N,) in {-1, +1} from an .npz with arrays x and y (y in {0, 1} or {-1, +1})."""
     p = Path(path)
     if p.suffix != ".npz" or not p.is_file():
-        raise ValueError(f"--reference must be an existing .npz file with arrays x, y; got {str(path)!r}")
-    with np.load(p) as f:
-        if "x" not in f.files or "y" not in f.files:
-            raise ValueError(f"--reference {p}: needs arrays x and y, found {f.files}")
-        x, y = np.asarray(f["x"], dtype=np.float64), np.asarray(f["y"])
-    if len(x) == 0 or y.shape != (len(x),):
-        raise ValueError(f"--reference {p}: x must be (N, ...) with N >= 1 and y (N,), got {x.shape}, {y.shape}")
+        raise ValueError(f"reference must be an existing .npz file with arrays x, y; got {str(path)!r}")
+    x, y = load_npz_xy(p, who="reference")
+    x = x.astype(np.float64)
     if np.isin(y, (0, 1)).all():
         y = 2 * y.astype(np.int64) - 1
     if not np.isin(y, (-1, 1)).all():
-        raise ValueError(f"--reference {p}: y must hold labels in {{0, 1}} or {{-1, +1}}")
+        raise ValueError(f"reference {p}: y must hold labels in {{0, 1}} or {{-1, +1}}")
     return x, y.astype(np.int64)
 
 
@@ -84,15 +81,17 @@ class LocallyBiasedCertifier(Certifier):
 
     def validate_inputs(self, x: torch.Tensor) -> None:
         """Inputs must have as many features as the reference points (the CLI checks before writing)."""
+        x = as_batch(x, who=f"{type(self).__name__}: x")
         if int(np.prod(tuple(x.shape[1:]))) != self.ref_x.reshape(len(self.ref_x), -1).shape[1]:
-            raise ValueError(f"--method lbrs: inputs of shape {tuple(x.shape[1:])} do not match the reference "
-                             f"set's {tuple(self.ref_x.shape[1:])}")
+            shape = ", ".join(map(str, self.ref_x.shape[1:]))
+            raise ValueError(f"{type(self).__name__}: x must have shape (N, {shape}) like the reference set, got "
+                             f"{tuple(x.shape)}")
 
     def certify(self, classifier: Any, x: torch.Tensor) -> list[Certificate]:
         """``classifier``: a BaseClassifier (its ``model``) or an nn.Module; x (N, *input_shape)."""
         model = getattr(classifier, "model", classifier)
         device = getattr(classifier, "device", "cpu")
-        x = torch.as_tensor(x)
+        x = as_batch(x, who=f"{type(self).__name__}: x")
         self.validate_inputs(x)
         res = self.smoother(model, tuple(x.shape[1:]), device).certify(x.detach().cpu().numpy())
         return [Certificate(prediction=int(lab > 0), radius=float(r), norm=self.norm)
@@ -116,10 +115,9 @@ class LocallyBiasedCertifier(Certifier):
 
     @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> LocallyBiasedCertifier:
-        from rlcert.certify.cli.certify import load_model, resolve_device
-
         if args.model is not None:
             raise ValueError("--method lbrs takes --score-model, not --model")
         device = resolve_device(args.device)
-        model = load_model(args.score_model, args.score_weights, device)
+        model = load_model(args.score_model, args.score_weights, device, who="--score-model",
+                           weights_who="--score-weights")
         return cls(args.reference, args.bias, args.threat_norm, args.lipschitz, model=model, device=device)

@@ -34,6 +34,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from rlcert.certify.core.classifier import model_dtype
+
 NORMS = ("l1", "l2", "linf")
 
 
@@ -182,7 +184,7 @@ class TorchScore:
         if was is not None:
             self.model.eval()
         try:
-            xt = torch.as_tensor(x, dtype=torch.float32, device=self.device).requires_grad_(True)
+            xt = torch.as_tensor(x, dtype=model_dtype(self.model), device=self.device).requires_grad_(True)
             with torch.enable_grad():
                 g = self.score_torch(xt)
                 (grad,) = torch.autograd.grad(g.sum(), xt)

@@ -260,17 +260,18 @@ class RandomizedAblationCertifier(SmoothingCertifier):
     def k(self) -> int:
         return self.noise.k
 
-    def encode(self, x: Any, device: torch.device | str | None = None) -> torch.Tensor:
-        """Validated, NULL-encoded inputs (N, 2C, *positions); records d for the certificate."""
+    def encode(self, x: Any, device: torch.device | str | None = None,
+               dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Validated, NULL-encoded inputs (N, 2C, *positions) (cast to ``dtype`` when given); records d."""
         if device is None:
             device = x.device if isinstance(x, torch.Tensor) else "cpu"
-        x = check_inputs(x, torch.device(device))
+        x = check_inputs(x, torch.device(device), method=type(self).__name__, dtype=dtype)
         self._d = self.noise.check(tuple(x.shape[1:]))
         return encode_null(x)
 
     def validate_inputs(self, x: torch.Tensor) -> None:
         """Finite inputs (N, C, *positions) with at least k pixel positions (the CLI checks before writing)."""
-        self.noise.check(tuple(check_inputs(x, torch.device("cpu"), method=self.name).shape[1:]))
+        self.noise.check(tuple(check_inputs(x, torch.device("cpu"), method=type(self).__name__).shape[1:]))
 
     def base_input(self, x: torch.Tensor) -> torch.Tensor:
         enc = self.encode(x[:1])
@@ -296,10 +297,12 @@ class RandomizedAblationCertifier(SmoothingCertifier):
 
     def sample(self, classifier: Any, x: torch.Tensor, num: int, seeds: Sequence[int] | None = None,
                stream: int = CERTIFY_STREAM, generators: list[torch.Generator] | None = None) -> np.ndarray:
-        return super().sample(classifier, self.encode(x, classifier.device), num, seeds, stream, generators)
+        x = self.encode(x, classifier.device, getattr(classifier, "dtype", None))
+        return super().sample(classifier, x, num, seeds, stream, generators)
 
     def certify(self, classifier: Any, x: torch.Tensor, seeds: Sequence[int] | None = None) -> list[Certificate]:
-        return super().certify(classifier, self.encode(x, classifier.device), seeds)
+        x = self.encode(x, classifier.device, getattr(classifier, "dtype", None))
+        return super().certify(classifier, x, seeds)
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:

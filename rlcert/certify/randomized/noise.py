@@ -85,9 +85,10 @@ class Noise(abc.ABC):
         return out
 
     def check_input(self, x: torch.Tensor, method: str | None = None) -> None:
-        """ValueError naming the method and the requirement when x does not suit the noise (unit_interval)."""
+        """ValueError naming ``method`` (a certifier's name; default the noise's) and the requirement when x does not
+        suit the noise (unit_interval)."""
         if self.unit_interval and x.numel() and (float(x.min()) < 0.0 or float(x.max()) > 1.0):
-            who = f"--method {method}" if method else f"{self.name} noise"
+            who = method or f"{self.name} noise"
             raise ValueError(f"{who} needs inputs in [0, 1] (the splitting noise bins [0, 1]); got range "
                              f"[{float(x.min()):g}, {float(x.max()):g}]")
 

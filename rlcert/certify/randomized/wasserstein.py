@@ -170,7 +170,7 @@ class LaplaceFlowNoise(Noise):
 
         An image of zero mass is left unchanged by the noise (x' = x + 0 * Delta(0, delta)); that is sound, since
         the only non-negative image with the same (zero) mass is x itself."""
-        who = f"--method {method}" if method else "wasserstein smoothing"
+        who = method or "wasserstein smoothing"
         if x.ndim != 4 or x.shape[-1] * x.shape[-2] < 2:
             raise ValueError(f"{who} needs images x of shape (N, C, H, W) with H * W >= 2, got {tuple(x.shape)}")
         if x.numel() and float(x.min()) < 0:
@@ -253,24 +253,26 @@ class WassersteinCertifier(SmoothingCertifier):
 
     def validate_inputs(self, x: torch.Tensor) -> None:
         """Finite (N, C, H, W) images with non-negative entries (the CLI checks every input before writing)."""
-        self.noise.check_input(check_inputs(x, torch.device("cpu"), method=self.name), self.name)
+        who = type(self).__name__
+        self.noise.check_input(check_inputs(x, torch.device("cpu"), method=who), who)
 
     def base_input(self, x: torch.Tensor) -> torch.Tensor:
         """The images themselves (checked), so a model is probed on what it will be fed."""
         self.validate_inputs(x)
         return x
 
-    def _checked(self, x: Any, device: torch.device) -> torch.Tensor:
-        x = check_inputs(x, device, method=self.name)
-        self.noise.check_input(x, self.name)
+    def _checked(self, x: Any, classifier: Any) -> torch.Tensor:
+        who = type(self).__name__
+        x = check_inputs(x, classifier.device, method=who, dtype=getattr(classifier, "dtype", None))
+        self.noise.check_input(x, who)
         return x
 
     def sample(self, classifier: Any, x: torch.Tensor, num: int, seeds: Sequence[int] | None = None,
                stream: int = CERTIFY_STREAM, generators: list[torch.Generator] | None = None) -> np.ndarray:
-        return super().sample(classifier, self._checked(x, classifier.device), num, seeds, stream, generators)
+        return super().sample(classifier, self._checked(x, classifier), num, seeds, stream, generators)
 
     def certify(self, classifier: Any, x: torch.Tensor, seeds: Sequence[int] | None = None) -> list[Certificate]:
-        return super().certify(classifier, self._checked(x, classifier.device), seeds)
+        return super().certify(classifier, self._checked(x, classifier), seeds)
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
