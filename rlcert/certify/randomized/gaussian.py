@@ -40,6 +40,7 @@ class GaussianNoise(Noise):
     norm = "l2"
     lambda_per_sigma = 1.0
     lambda_meaning = "standard deviation"
+    additive = True
 
     def perturb_(self, out: torch.Tensor, x: torch.Tensor, generator: torch.Generator | None) -> None:
         out.normal_(0.0, self.sigma, generator=generator).add_(x)

@@ -59,6 +59,7 @@ class LaplaceNoise(Noise):
     norm = "l1"
     lambda_per_sigma = 1.0 / math.sqrt(2.0)
     lambda_meaning = "scale: density exp(-|e|/lambd) / (2 lambd)"
+    additive = True
 
     def __init__(self, sigma: float | None = None, lambd: float | None = None, bound: str = "tight") -> None:
         super().__init__(sigma=sigma, lambd=lambd)

@@ -45,7 +45,9 @@ class Noise(abc.ABC):
 
     Subclasses set ``name``, ``norm`` (threat model of the certificate), ``lambda_per_sigma`` and
     ``lambda_meaning``, and define ``perturb_`` and ``radius``. ``unit_interval = True`` when the noise needs
-    inputs in [0, 1] (splitting noise); other noises take any finite float tensor.
+    inputs in [0, 1] (splitting noise); other noises take any finite float tensor. ``additive = True`` when a
+    sample is x + e with e independent of x (Gaussian, Laplace, uniform), so the noise can be restricted to some
+    coordinates (``rlcert.certify.policy.noise.MaskedNoise``).
     """
 
     name: ClassVar[str]
@@ -53,6 +55,7 @@ class Noise(abc.ABC):
     lambda_per_sigma: ClassVar[float]
     lambda_meaning: ClassVar[str]
     unit_interval: ClassVar[bool] = False
+    additive: ClassVar[bool] = False  # True when perturb_ adds noise independent of x (x + e): maskable
 
     def __init__(self, sigma: float | None = None, lambd: float | None = None) -> None:
         if (sigma is None) == (lambd is None):

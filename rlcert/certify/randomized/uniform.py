@@ -55,6 +55,7 @@ class UniformNoise(LipschitzL1Noise):
     """Additive U[-lambd, lambd]^d -> l1 radius 2 lambd (p_lower - 1/2)."""
 
     name = "uniform"
+    additive = True
 
     def perturb_(self, out: torch.Tensor, x: torch.Tensor, generator: torch.Generator | None) -> None:
         out.uniform_(-self.lambd, self.lambd, generator=generator).add_(x)
