@@ -9,8 +9,8 @@ from PIL import Image
 from torch import nn
 
 from rlcert.certify.cli.certify import main
-from rlcert.certify.cli.data import load_cifar10, load_data, load_image_folder
 from rlcert.certify.cli.tsv import load_tsv
+from rlcert.certify.io import load_cifar10, load_data, load_image_folder
 from rlcert.certify.models.normalize import PRESETS, NormalizeLayer, parse_normalize
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit
