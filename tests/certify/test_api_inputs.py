@@ -136,3 +136,12 @@ def test_api_errors_use_parameter_names_not_cli_flags(call, match):
         call()
     msg = str(e.value)
     assert "\n" not in msg and "--method" not in msg and not msg.startswith("--"), msg
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.script
+def test_torchscript_shape_errors_are_one_line_too():
+    """TorchScript errors are serialized tracebacks; the one line kept is the RuntimeError itself."""
+    clf = BaseClassifier(torch.jit.script(nn.Sequential(nn.Flatten(), nn.Linear(5, 2))), 2)
+    with pytest.raises(ValueError, match=r"it expects \(B, \.\.\., 5\): RuntimeError: mat1 and mat2") as e:
+        clf.predict(torch.zeros(2, 4))
+    assert "\n" not in str(e.value) and "Traceback" not in str(e.value)

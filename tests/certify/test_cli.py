@@ -286,3 +286,14 @@ def test_n_too_small_to_certify_is_refused_and_n_below_n0_is_not(setup, capsys):
     assert main([*base, "--n0", "100", "--n", "50", "--alpha", "0.001"]) == 0
     _, written = rows(out)
     assert len(written) == 3 and any(int(r[2]) != -1 for r in written)  # n = 50 < n0 = 100 certifies
+
+
+def test_a_torchscript_model_of_another_input_shape_is_one_line(tmp_path, capsys):
+    model = tmp_path / "m.pt"
+    torch.jit.script(nn.Sequential(nn.Flatten(), nn.Linear(5, 2))).save(str(model))
+    data = tmp_path / "d.npz"
+    np.savez(data, x=np.zeros((3, 4), np.float32), y=np.zeros(3, np.int64))
+    assert main(args(model, data, tmp_path / "o.tsv")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "it expects (B, ..., 5)" in err and "mat1 and mat2" in err, err
+    assert not (tmp_path / "o.tsv").exists()

@@ -38,7 +38,7 @@ import rlcert.certify  # noqa: F401  (registers every method)
 from rlcert.certify.cli.tsv import HEADER, format_row, read_done
 from rlcert.certify.core.certifier import Certifier
 from rlcert.certify.core.checks import check_count
-from rlcert.certify.core.classifier import BaseClassifier
+from rlcert.certify.core.classifier import BaseClassifier, error_line, expected_input
 from rlcert.certify.core.registry import METHODS, get
 from rlcert.certify.core.smoothing import SmoothingCertifier
 from rlcert.certify.io import load_data, load_model, resolve_device
@@ -133,8 +133,10 @@ def build_classifier(certifier: Certifier, args: argparse.Namespace, x_all: Any,
         try:
             probe = model(example)
         except Exception as e:  # noqa: BLE001 - wrong input shape for this model
+            want = expected_input(model)
             raise ValueError(f"--model failed on --data inputs of shape {tuple(x_all.shape[1:])} (fed as "
-                             f"{tuple(example.shape[1:])} by --method {args.method}): {e}") from None
+                             f"{tuple(example.shape[1:])} by --method {args.method}"
+                             f"{f'; it expects {want}' if want else ''}): {error_line(e)}") from None
     if probe.ndim != 2:
         raise ValueError(f"--model must return logits (B, K), got shape {tuple(probe.shape)}")
     k = args.num_classes or int(probe.shape[1])

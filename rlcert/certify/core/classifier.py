@@ -38,17 +38,27 @@ def model_dtype(model: Any) -> torch.dtype:
     return torch.float32
 
 
+def error_line(e: BaseException) -> str:
+    """The informative line of an exception raised inside a model: the first line, or for TorchScript (whose
+    message is a serialized traceback) the last one (e.g. "RuntimeError: mat1 and mat2 shapes cannot be ...")."""
+    lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(e).__name__
+    return lines[-1] if "TorchScript" in lines[0] else lines[0]
+
+
 def expected_input(model: Any) -> str | None:
     """A short description of the input a module expects, read off its first layer with parameters (Linear: the
-    last axis; ConvNd: the channel axis), or None when it cannot be told."""
+    last axis; ConvNd: the channel axis; TorchScript modules by their original class), or None when unknown."""
     if not isinstance(model, nn.Module):
         return None
     for m in model.modules():
-        if isinstance(m, nn.Linear):
-            return f"(B, ..., {m.in_features})" if not isinstance(model, nn.Linear) else f"(B, {m.in_features})"
-        if isinstance(m, nn.modules.conv._ConvNd):
-            spatial = ", ".join(["S"] * len(m.kernel_size))
-            return f"(B, {m.in_channels}, {spatial})"
+        kind = getattr(m, "original_name", type(m).__name__)
+        if isinstance(m, nn.Linear) or (kind == "Linear" and hasattr(m, "in_features")):
+            return f"(B, {m.in_features})" if m is model else f"(B, ..., {m.in_features})"
+        if isinstance(m, nn.modules.conv._ConvNd) or (kind.startswith("Conv") and hasattr(m, "in_channels")):
+            dims = kind[-2:-1] if kind[-2:-1].isdigit() else "2"
+            return f"(B, {m.in_channels}, {', '.join(['S'] * int(dims))})"
         if any(True for _ in m.parameters(recurse=False)):
             return None
     return None
@@ -142,8 +152,7 @@ class BaseClassifier:
                 raise
             want = self.input_shape and f"(B, {', '.join(map(str, self.input_shape))})" or expected_input(model)
             hint = f"; it expects {want}" if want else ""
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ValueError(f"the model failed on inputs of shape {tuple(x.shape)}{hint}: {first}") from e
+            raise ValueError(f"the model failed on inputs of shape {tuple(x.shape)}{hint}: {error_line(e)}") from e
 
     def logits(self, x: Any) -> torch.Tensor:
         """The model's raw output on x (B, *input_shape), in eval mode under inference mode (as ``predict``)."""
