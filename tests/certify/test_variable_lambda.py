@@ -258,3 +258,28 @@ def test_design_check_is_exact_at_float_ties():
     # alpha scales g: z^p / alpha, capped at 1
     assert LambdaDesign(4, 1000, {1: 250}).is_below(power_ecm(0.5, alpha=2.0))
     assert not LambdaDesign(4, 1000, {1: 251}).is_below(power_ecm(0.5, alpha=2.0))
+
+
+@pytest.mark.parametrize("key, p", [("1/2", 0.5), ("1/3", 1 / 3)])
+def test_reported_radius_never_exceeds_the_exact_value(key, p):
+    """The l_p radius is inclusive, so rounding must go down: against D^(1/p) in 60-digit arithmetic (D = alpha
+    Kbar / B and p exact rationals of the floats). Plain float D ** (1 / p) overshoots, e.g. p = 1/2, Kbar/B =
+    1/10: 0.1 ** 2 = 0.010000000000000002 > 1/100."""
+    from decimal import Decimal, localcontext
+
+    design = LambdaDesign(255, 1000, PUBLISHED_WEIGHTS[key])
+    fp = Fraction(p)
+    over = 0
+    for alpha in (1.0, 3.0):
+        cert = VariableLambda(design, p=p, alpha=alpha)
+        for kbar in range(0, 3000, 7):
+            got = cert.radius(kbar)
+            d = Fraction(alpha) * kbar / cert.budget
+            with localcontext() as ctx:
+                ctx.prec = 60
+                dd = Decimal(d.numerator) / Decimal(d.denominator)
+                exact = Decimal(0) if d == 0 else (dd.ln() * fp.denominator / fp.numerator).exp()
+                assert Decimal(got) <= exact, (alpha, kbar)
+                assert Decimal(got) >= exact * (1 - Decimal("1e-13")), (alpha, kbar)
+                over += Decimal(float(d) ** (1.0 / p)) > exact
+    assert over > 0  # the plain float formula does overshoot somewhere on this grid

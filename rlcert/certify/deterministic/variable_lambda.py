@@ -24,7 +24,9 @@ Deterministic l0 (Section 4.5): ``B = alpha`` outcomes, one with ``Lambda = 1/q`
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -135,11 +137,19 @@ class VariableLambda(Certifier):
     def radius(self, kbar: int) -> float:
         """Certified radius for Kbar, one convention for both modes: ``D = alpha Kbar / B`` (= Kbar / B0) is the
         certified distance ``sum_i g(|x_i - y_i|)`` for the alpha = 1 design's g (S(k) <= B0 g(k/q)); the ECM mode
-        reports D, the l_p mode (g = z^p) reports ``D^(1/p)``, the l_p norm with ``||x - y||_p^p <= D``."""
-        distance = self.alpha * kbar / self.budget
-        if self.p is None:
+        reports D, the l_p mode (g = z^p) reports ``D^(1/p)``, the l_p norm with ``||x - y||_p^p <= D``.
+
+        The radius is inclusive, so it is rounded **down**: D is the largest float <= the exact alpha Kbar / B, and
+        D^(1/p) is lowered by its worst-case rounding error ((|ln D| + 1) / p + 4 ulps), never above the exact
+        value (``tests/certify/test_variable_lambda.py``, against 60-digit arithmetic)."""
+        exact = Fraction(self.alpha) * int(kbar) / self.budget
+        distance = float(exact)
+        if Fraction(distance) > exact:
+            distance = math.nextafter(distance, 0.0)
+        if self.p is None or distance == 0.0:
             return distance
-        return distance ** (1.0 / self.p)
+        r = distance ** (1.0 / self.p)
+        return r * (1.0 - ((abs(math.log(distance)) + 1.0) / self.p + 4.0) * 2.0 ** -52)
 
     def certified_between(self, levels_x: np.ndarray, levels_y: np.ndarray, kbar: int) -> bool:
         """The exact (tightest) check: sum_i S(|X_i - Y_i|) <= Kbar."""
