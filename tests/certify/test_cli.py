@@ -228,6 +228,9 @@ def test_out_naming_a_directory_is_one_line_before_anything_is_written(setup, ca
     assert main(args(model, data, tmp / "ok.tsv", "--plot", str(tmp / "outdir"))) == 2
     err = capsys.readouterr().err
     assert "--plot" in err and "is a directory" in err and err.count("\n") == 1
+    assert main(args(model, data, tmp / "d.npz" / "o.tsv")) == 2  # a file where a folder should be
+    err = capsys.readouterr().err
+    assert "is a file, not a directory" in err and err.count("\n") == 1
     assert _written(tmp) == before
 
 

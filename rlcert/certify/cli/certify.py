@@ -162,6 +162,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for flag, path in (("--out", args.out), ("--plot", args.plot)):
         if path is not None and path.is_dir():
             raise ValueError(f"{flag} {path} is a directory; give a file path (e.g. {path / 'certify.tsv'})")
+        blocker = next((p for p in (path.parents if path is not None else []) if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            raise ValueError(f"{flag} {path}: {blocker} is a file, not a directory")
     if args.out.with_name(args.out.name + ".json").is_dir():
         raise ValueError(f"--out {args.out}: its settings file {args.out}.json is a directory")
     cls = get(args.method)
