@@ -300,3 +300,12 @@ def test_a_torchscript_model_of_another_input_shape_is_one_line(tmp_path, capsys
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "it expects (B, ..., 5)" in err and "mat1 and mat2" in err, err
     assert not (tmp_path / "o.tsv").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_device_cuda_without_cuda_is_one_line(setup, capsys):
+    tmp, model, data, _ = setup
+    assert main(args(model, data, tmp / "g.tsv", "--device", "cuda")) == 2
+    err = capsys.readouterr().err
+    assert err == "rlcert certify: error: --device cuda: CUDA is not available on this machine (use the cpu)\n"
+    assert not (tmp / "g.tsv").exists()

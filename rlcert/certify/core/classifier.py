@@ -20,7 +20,7 @@ def check_device(device: str | torch.device) -> torch.device:
         raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device={str(device)!r}: CUDA is not available on this machine; use device='cpu'")
+            raise ValueError(f"device={str(device)!r}: CUDA is not available on this machine (use the cpu)")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ValueError(f"device={str(device)!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     elif dev.type == "mps" and not torch.backends.mps.is_available():
