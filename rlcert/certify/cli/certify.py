@@ -174,8 +174,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(str(e) if str(e).startswith("--") else f"--method {args.method}: {e}") from None
     try:
         device = resolve_device(args.device)
-    except ValueError as e:
-        raise ValueError(f"--device {args.device}: {e}") from None
+    except ValueError as e:  # "device='cuda': CUDA is not available ..." -> the flag
+        raise ValueError(f"--device {args.device}: {str(e).split(': ', 1)[-1]}") from None
     normalize = parse_normalize(args.normalize) if args.normalize is not None else None
     x_all, y_all = load_data(args.data, who="--data")
     classifier = build_classifier(certifier, args, x_all, y_all, device, normalize)

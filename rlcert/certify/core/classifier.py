@@ -24,7 +24,7 @@ def check_device(device: str | torch.device) -> torch.device:
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ValueError(f"device={str(device)!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     elif dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device={str(device)!r}: MPS is not available on this machine; use device='cpu'")
+        raise ValueError(f"device={str(device)!r}: MPS is not available on this machine (use the cpu)")
     return dev
 
 
