@@ -183,3 +183,26 @@ def test_interrupted_ray_run_ends_with_one_line(tmp_path, capsys, monkeypatch):
     assert sweep_main(["--config", str(path), "--no-progress"]) == 130
     err = capsys.readouterr().err.strip()
     assert err.splitlines() == ["interrupted: finished seeds are kept; rerun the same command to resume"]
+
+
+@pytest.mark.parametrize("auth", [True, False])
+def test_joining_a_cluster_that_refuses_us_is_one_line(tmp_path, capsys, monkeypatch, auth):
+    """Ray 2.60's `ray start --head` uses token authentication once ~/.ray/auth_token exists; a driver given an
+    explicit address without RAY_AUTH_MODE=token gets Ray's ConnectionError caused by an AuthenticationError (seen
+    against a real `ray start --head`). The sweep ends with one line naming the setting, not a traceback."""
+    ray = pytest.importorskip("ray")
+    from ray.exceptions import AuthenticationError
+
+    def refused(*args, **kwargs):
+        cause = AuthenticationError("RPC error: InvalidAuthToken: Authentication token is missing or incorrect")
+        if not auth:
+            cause = RuntimeError("GCS at 127.0.0.1:1 did not answer")
+        raise ConnectionError("Failed to connect to Ray cluster at 127.0.0.1:1") from cause
+
+    monkeypatch.setattr(ray, "init", refused)
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    path, _ = make_sweep(tmp_path, {"algo_kwargs.learning_rate": [0.001]}, seeds=1)
+    assert sweep_main(["--config", str(path), "--address", "127.0.0.1:1", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rlcert sweep: error: --address 127.0.0.1:1")
+    assert ("RAY_AUTH_MODE=token" in err[0]) == auth and ("cannot connect" in err[0]) == (not auth)
