@@ -1,6 +1,10 @@
+import csv
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -155,3 +159,44 @@ def test_demo_runs_from_an_installed_wheel_outside_the_checkout(tmp_path):
         assert "## Environments" in report and "ContinuousSeek-v0" in report
     assert "skipped" in res.stdout
     assert (outside / "runs" / "demo" / "envs" / "envs.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_demo_killed_inside_the_agents_section_resumes_on_rerun(tmp_path):
+    """kill -9 while the first agent of the "Agents" section trains (it has a checkpoint, no model.zip), then the
+    same command again: it resumes that run, trains the second, and the report holds the section; every evaluation
+    step appears once per run. A third run skips the section."""
+    out = tmp_path / "demo"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+               OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "rlcert.demo", "--quick", "--only", "agents", "--out", str(out)]
+    err_path = tmp_path / "first.stderr"
+    with open(err_path, "w") as err:
+        proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        t0 = time.time()
+        while True:
+            ckpts = [p for p in out.glob("agents/runs/*/seed0/checkpoints/latest_model.zip")
+                     if not (p.parents[1] / "model.zip").exists()]
+            if ckpts:
+                os.killpg(proc.pid, signal.SIGKILL)
+                break
+            assert proc.poll() is None, "the demo ended before it could be killed:\n" + err_path.read_text()[-3000:]
+            assert time.time() - t0 < 600, "no checkpoint within 600 s:\n" + err_path.read_text()[-3000:]
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (out / "agents" / "section.json").exists()
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    report = (out / "report.md").read_text()
+    assert "## Agents" in report and "(agents/reengage_vs_ddpg.png)" in report
+    for eval_csv in sorted(out.glob("agents/runs/*/seed0/eval.csv")):
+        with open(eval_csv) as f:
+            steps = [int(r["timesteps"]) for r in csv.DictReader(f)]
+        assert steps == [0, 200, 400, 600], (eval_csv, steps)
+    assert len(list(out.glob("agents/runs/*/seed0/model.zip"))) == 2
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and "skipped" in res.stdout and (out / "report.md").read_text() == report
