@@ -5,7 +5,7 @@ name the parameter they are about (``who``: "data", "model", "weights" by defaul
 
 Models: ``load_model(spec, weights, device)``: a TorchScript file (``.pt``), a ``torch.export`` archive
 (``.pt2``), or ``package.module:factory`` (called with no arguments) with an optional state dict ``weights``.
-``resolve_device("auto" | "cpu" | "cuda")``.
+``resolve_device("auto" | "cpu" | "cuda")``. Outputs: ``check_output_file(path)`` before anything is written.
 
 Data: ``load_data(spec)`` returns x float32 (N, ...) and y int64 (N,), and accepts:
 
@@ -171,6 +171,20 @@ def load_data(spec: str | Path, who: str = "data") -> tuple[np.ndarray, np.ndarr
         raise ValueError(f"{who} must be 'digits', a .npz file, imagefolder:DIR or cifar10:DIR, got {s!r}")
     x, y = load_npz_xy(path, who=who)
     return validate_dataset(x, y, source=s)
+
+
+# ---- output files ------------------------------------------------------------------------------------------------
+def check_output_file(path: str | Path, who: str = "out", also: tuple[Path, ...] = ()) -> Path:
+    """One-line ValueError naming ``who`` unless ``path`` (and its companions ``also``, e.g. a settings file) can
+    be written as a file: not a directory, and no existing file where one of its folders should be."""
+    path = Path(path)
+    for p in (path, *also):
+        if p.is_dir():
+            raise ValueError(f"{who} {path}: {p} is a directory; give a file path (e.g. {p / 'certify.tsv'})")
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ValueError(f"{who} {path}: {blocker} is a file, not a directory")
+    return path
 
 
 # ---- models ------------------------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from rlcert.certify.core.checks import check_count
 from rlcert.certify.core.classifier import BaseClassifier, error_line, expected_input
 from rlcert.certify.core.registry import METHODS, get
 from rlcert.certify.core.smoothing import SmoothingCertifier
-from rlcert.certify.io import load_data, load_model, resolve_device
+from rlcert.certify.io import check_output_file, load_data, load_model, resolve_device
 from rlcert.certify.models.normalize import parse_normalize
 
 RESUME_KEYS = ("method", "model", "weights", "data", "normalize")
@@ -159,14 +159,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.threads is not None:
         check_count(args.threads, "--threads", 1)
         torch.set_num_threads(args.threads)
-    for flag, path in (("--out", args.out), ("--plot", args.plot)):
-        if path is not None and path.is_dir():
-            raise ValueError(f"{flag} {path} is a directory; give a file path (e.g. {path / 'certify.tsv'})")
-        blocker = next((p for p in (path.parents if path is not None else []) if p.exists() and not p.is_dir()), None)
-        if blocker is not None:
-            raise ValueError(f"{flag} {path}: {blocker} is a file, not a directory")
-    if args.out.with_name(args.out.name + ".json").is_dir():
-        raise ValueError(f"--out {args.out}: its settings file {args.out}.json is a directory")
+    check_output_file(args.out, "--out", also=(args.out.with_name(args.out.name + ".json"),))
+    if args.plot is not None:
+        check_output_file(args.plot, "--plot")
     cls = get(args.method)
     try:
         certifier = cls.from_arguments(args)  # validates sigma, n0, n, alpha, ...
