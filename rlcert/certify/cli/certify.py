@@ -171,7 +171,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         device = resolve_device(args.device)
     except ValueError as e:  # "device='cuda': CUDA is not available ..." -> the flag
         raise ValueError(f"--device {args.device}: {str(e).split(': ', 1)[-1]}") from None
-    normalize = parse_normalize(args.normalize) if args.normalize is not None else None
+    normalize = parse_normalize(args.normalize, who="--normalize") if args.normalize is not None else None
     x_all, y_all = load_data(args.data, who="--data")
     classifier = build_classifier(certifier, args, x_all, y_all, device, normalize)
 

@@ -194,8 +194,8 @@ def build_design(p: float, q: int, budget: int, kind: str = "published", time_li
     if kind == "published":
         key = {0.5: "1/2", round(1 / 3, 6): "1/3"}.get(round(p, 6))
         if key is None or q != 255 or budget != 1000:
-            raise ValueError("--design published exists only for p in {0.5, 1/3} with q = 255 and budget 1000; "
-                             "use --design milp")
+            raise ValueError("kind='published' (--design published) exists only for p in {0.5, 1/3} with q = 255 "
+                             "and budget 1000; use kind='milp' (--design milp)")
         return LambdaDesign(255, 1000, PUBLISHED_WEIGHTS[key])
     if kind == "milp":
         return milp_design(power_ecm(p), q, budget, time_limit=time_limit)
