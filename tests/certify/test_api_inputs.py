@@ -145,3 +145,9 @@ def test_torchscript_shape_errors_are_one_line_too():
     with pytest.raises(ValueError, match=r"it expects \(B, \.\.\., 5\): RuntimeError: mat1 and mat2") as e:
         clf.predict(torch.zeros(2, 4))
     assert "\n" not in str(e.value) and "Traceback" not in str(e.value)
+
+
+def test_values_beyond_the_model_dtype_are_named_not_called_nan():
+    clf = BaseClassifier(nn.Linear(2, 2).half(), 2)
+    with pytest.raises(ValueError, match=r"outside the range of the model.s dtype torch.float16 \(\|x\| up to 1e"):
+        GaussianCertifier(0.5, **SAMPLING).certify(clf, torch.tensor([[1e6, 0.0]]))

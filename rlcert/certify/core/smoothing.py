@@ -51,7 +51,7 @@ def check_inputs(x: Any, device: torch.device, bounded: bool = False, method: st
     noises that need it); return it as a floating tensor on ``device`` (a tensor of any real dtype or a numpy array;
     cast to ``dtype``, the model's, when given). Errors start with ``method`` (e.g. the certifier's class name)."""
     who = f"{method}: " if method else ""
-    x = as_batch(x, device, dtype, who=f"{who}x")
+    x = as_batch(x, device, who=f"{who}x")
     if x.ndim < 2 or x.shape[0] == 0:
         raise ValueError(f"{who}x must have shape (N, *input_shape) with N >= 1, got {tuple(x.shape)}")
     if not bool(torch.isfinite(x).all()):
@@ -59,6 +59,12 @@ def check_inputs(x: Any, device: torch.device, bounded: bool = False, method: st
     if bounded and (float(x.min()) < 0.0 or float(x.max()) > 1.0):
         raise ValueError(f"{who}this noise needs inputs in [0, 1], got range [{float(x.min()):g}, "
                          f"{float(x.max()):g}]")
+    if dtype is not None and x.dtype != dtype:
+        cast = x.to(dtype)
+        if not bool(torch.isfinite(cast).all()):
+            raise ValueError(f"{who}x has values outside the range of the model's dtype {dtype} "
+                             f"(|x| up to {float(x.abs().max()):g})")
+        x = cast
     return x
 
 
