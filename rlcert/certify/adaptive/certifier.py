@@ -161,14 +161,14 @@ class ARSCertifier(AdaptiveCertifier):
 
     @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> ARSCertifier:
-        from rlcert.certify.cli.certify import load_model, resolve_device
+        from rlcert.certify.cli.certify import load_model, precision_module, resolve_device
 
         if getattr(args, "sigma", None) is None:
             raise ValueError("--sigma (total noise level) is required for --method ars")
         if args.model is not None:
             raise ValueError("--method ars takes --base-model and --mask-model, not --model")
         device = resolve_device(args.device)
-        base = load_model(args.base_model, args.base_weights, device)
-        mask = load_model(args.mask_model, args.mask_weights, device)
+        base = precision_module(load_model(args.base_model, args.base_weights, device), args)  # --precision:
+        mask = precision_module(load_model(args.mask_model, args.mask_weights, device), args)  # fp32 outputs
         return cls(args.sigma, args.sigma1, base, mask, args.num_classes, args.averaging, args.mask_activation,
                    **cls.sampling_kwargs(args))

@@ -41,11 +41,13 @@ from rlcert.certify.cli.tsv import HEADER, format_row, read_done
 from rlcert.certify.core.certifier import Certifier
 from rlcert.certify.core.checks import check_count
 from rlcert.certify.core.classifier import BaseClassifier
+from rlcert.certify.core.precision import PRECISIONS, PrecisionModule, check_precision
 from rlcert.certify.core.registry import METHODS, get
 from rlcert.certify.core.smoothing import SmoothingCertifier
 from rlcert.certify.models.normalize import parse_normalize
 
-RESUME_KEYS = ("method", "model", "weights", "data", "normalize")
+RESUME_KEYS = ("method", "model", "weights", "data", "normalize", "precision", "channels_last")
+RESUME_DEFAULTS = {"precision": "fp32", "channels_last": "False"}  # what a record written before the flag means
 MAX_INPUTS_PER_CALL = 256
 
 
@@ -77,6 +79,18 @@ def build_parser(method: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="output TSV (resumed if it exists)")
     p.add_argument("--plot", default=None, type=Path, help="also write certified accuracy vs radius to this PNG")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                   help="base model forward pass: fp32 (default) or bf16 (autocast; the certificate is then for the "
+                        "smoothed classifier of the bf16 model, which must also be the deployed predictor; "
+                        "Monte-Carlo methods only)")
+    p.add_argument("--channels-last", action="store_true",
+                   help="channels-last memory format for 4-D inputs and conv weights (faster with bf16 on CPU)")
+    p.add_argument("--ray", action="store_true",
+                   help="shard the inputs over Ray workers (pip install 'rlcert[sweep]'); same rows as one process")
+    p.add_argument("--address", default=None,
+                   help="with --ray: join this Ray cluster (e.g. auto or ray://host:10001; default: local Ray)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="with --ray: Ray workers (default: the local CPU count, or the cluster's CPUs)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     if method is not None:
         group = p.add_argument_group(f"--method {method}")
@@ -184,7 +198,50 @@ def build_classifier(certifier: Certifier, args: argparse.Namespace, x_all: Any,
         raise ValueError(f"--num-classes {k} does not match the model's {probe.shape[1]} logits")
     if y_all.size and int(y_all.max()) >= k:
         raise ValueError(f"--data has labels up to {int(y_all.max())} but the model has {k} classes")
-    return BaseClassifier(model, k, device=device)
+    return BaseClassifier(model, k, device=device, precision=getattr(args, "precision", "fp32"),
+                          channels_last=getattr(args, "channels_last", False))
+
+
+def check_precision_args(args: argparse.Namespace, certifier: Certifier) -> None:
+    """``--precision bf16`` / ``--channels-last`` only for the Monte-Carlo (smoothing) certifiers."""
+    check_precision(getattr(args, "precision", "fp32"), "--precision")
+    if (getattr(args, "precision", "fp32") != "fp32" or getattr(args, "channels_last", False)) \
+            and not isinstance(certifier, SmoothingCertifier):
+        raise ValueError(f"--precision/--channels-last apply to the Monte-Carlo methods "
+                         f"{sorted(n for n, c in METHODS.items() if issubclass(c, SmoothingCertifier))}, "
+                         f"not --method {args.method}")
+
+
+def precision_module(module: torch.nn.Module, args: argparse.Namespace) -> torch.nn.Module:
+    """``module`` at ``--precision`` / ``--channels-last`` returning fp32 (for methods that load their own nets)."""
+    precision, cl = getattr(args, "precision", "fp32"), getattr(args, "channels_last", False)
+    return module if precision == "fp32" and not cl else PrecisionModule(module, precision, cl)
+
+
+def setup(args: argparse.Namespace) -> tuple[Certifier, Any, Any, Any, torch.device]:
+    """(certifier, classifier, x_all, y_all, device) from parsed ``args`` (validated; one-line ValueErrors)."""
+    cls = get(args.method)
+    certifier = cls.from_arguments(args)  # validates sigma, n0, n, alpha, ...
+    check_precision_args(args, certifier)
+    device = resolve_device(args.device)
+    normalize = parse_normalize(args.normalize) if args.normalize is not None else None
+    x_all, y_all = load_data(args.data)
+    classifier = build_classifier(certifier, args, x_all, y_all, device, normalize)
+    return certifier, classifier, x_all, y_all, device
+
+
+def certify_rows(certifier: Certifier, classifier: Any, x_all: Any, y_all: Any, idx: list[int],
+                 device: torch.device) -> list[str]:
+    """TSV rows (with newlines) of the inputs ``idx``, certified together in one call (input i seeded from i)."""
+    xb = torch.as_tensor(x_all[idx], device=device)
+    t0 = time.perf_counter()
+    if isinstance(certifier, SmoothingCertifier):
+        certs = certifier.certify(classifier, xb, seeds=idx)
+    else:
+        certs = certifier.certify(classifier, xb)
+    per_input = (time.perf_counter() - t0) / len(idx)
+    return [format_row(i, int(y_all[i]), c.prediction, c.radius, per_input, c.p_lower, c.norm) + "\n"
+            for i, c in zip(idx, certs)]
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -199,12 +256,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.threads is not None:
         check_count(args.threads, "--threads", 1)
         torch.set_num_threads(args.threads)
-    cls = get(args.method)
-    certifier = cls.from_arguments(args)  # validates sigma, n0, n, alpha, ...
-    device = resolve_device(args.device)
-    normalize = parse_normalize(args.normalize) if args.normalize is not None else None
-    x_all, y_all = load_data(args.data)
-    classifier = build_classifier(certifier, args, x_all, y_all, device, normalize)
+    if getattr(args, "workers", None) is not None:
+        check_count(args.workers, "--workers", 1)
+    if not getattr(args, "ray", False) and (getattr(args, "address", None) or getattr(args, "workers", None)):
+        raise ValueError("--address/--workers need --ray")
+    certifier, classifier, x_all, y_all, device = setup(args)
 
     indices = list(range(0, len(x_all), args.skip))
     if args.max >= 0:
@@ -217,7 +273,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.out.exists():
         done = read_done(args.out)
         if meta_path.exists():
-            diff = settings_diff(json.loads(meta_path.read_text()), meta)
+            diff = settings_diff({**RESUME_DEFAULTS, **json.loads(meta_path.read_text())}, meta)
             if diff:
                 raise ValueError(f"--out {args.out} was written with other settings {diff}; use another --out")
     todo = [i for i in indices if i not in done]
@@ -231,21 +287,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     t_start = time.perf_counter()
+    groups = [todo[g: g + group] for g in range(0, len(todo), group)]
     with open(args.out, "a") as f, tqdm(total=len(todo), disable=args.no_progress, unit="input",
                                         desc=f"certify {args.method}") as bar:
         if fresh:
             print(HEADER, file=f, flush=True)
-        for g in range(0, len(todo), group):
-            idx = todo[g: g + group]
-            xb = torch.as_tensor(x_all[idx], device=device)
-            t0 = time.perf_counter()
-            if isinstance(certifier, SmoothingCertifier):
-                certs = certifier.certify(classifier, xb, seeds=idx)
-            else:
-                certs = certifier.certify(classifier, xb)
-            per_input = (time.perf_counter() - t0) / len(idx)
-            f.write("".join(format_row(i, int(y_all[i]), c.prediction, c.radius, per_input, c.p_lower, c.norm) + "\n"
-                            for i, c in zip(idx, certs)))
+        if getattr(args, "ray", False) and groups:
+            from rlcert.certify.distributed import certify_groups_ray
+
+            certify_groups_ray(args, groups, f, bar)
+        for idx in ([] if getattr(args, "ray", False) else groups):
+            f.write("".join(certify_rows(certifier, classifier, x_all, y_all, idx, device)))
             f.flush()
             bar.update(len(idx))
     summary = {"certified": len(todo), "skipped_done": len(indices) - len(todo), "out": str(args.out),
