@@ -10,7 +10,7 @@ only the base model's precision differs): fp32, and bf16 autocast (channels-last
   scikit-learn digits training split, certified on ``--digits-inputs`` test digits at n0 = 100, n = ``--digits-n``;
 * ``vgg``: the VGG-style CIFAR-size CNN (64-128-256 channels, 3x32x32) **briefly trained on synthetic data**
   (no downloads: 10 classes, each a fixed random low-frequency colour pattern, plus pixel noise), certified on
-  ``--vgg-inputs`` held-out synthetic images at n0 = 50, n = ``--vgg-n``.
+  ``--vgg-inputs`` held-out synthetic images (weaker patterns than in training) at n0 = 50, n = ``--vgg-n``.
 
 Prints, per model: prediction agreement (ABSTAIN counts as a prediction), the radius differences bf16 - fp32
 (mean |d|, max |d|, quantiles) and clean accuracy of the base model in both precisions; writes one PNG: certified
@@ -35,17 +35,20 @@ from rlcert.certify.models.vgg import vgg_cifar
 SIGMA = 0.25
 
 
-def synthetic_cifar(n: int, seed: int, classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """n images (3, 32, 32) in [0, 1]: class c is a fixed random 4x4 colour pattern (upsampled bilinearly) of
-    amplitude 0.12 around 0.5, plus N(0, 0.2^2) pixel noise (hard enough that sigma = 0.25 smoothing leaves
-    borderline inputs); the patterns are the same for every seed."""
+def synthetic_cifar(n: int, seed: int, amplitude: tuple[float, float] = (0.3, 0.3),
+                    classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """n images (3, 32, 32) in [0, 1]: class c is a fixed random 4x4 colour pattern (upsampled bilinearly) with a
+    per-image amplitude drawn uniformly from ``amplitude`` around 0.5, plus N(0, 0.1^2) pixel noise; the patterns
+    are the same for every seed. Training uses amplitude 0.3; the certified test images U[0.03, 0.3], so that
+    sigma = 0.25 smoothing leaves borderline inputs."""
     g = torch.Generator().manual_seed(1234)
     patterns = torch.nn.functional.interpolate(torch.randn(classes, 3, 4, 4, generator=g), size=32,
                                                mode="bilinear", align_corners=False)
     patterns = patterns / patterns.abs().amax(dim=(1, 2, 3), keepdim=True)
     g = torch.Generator().manual_seed(seed)
     y = torch.randint(classes, (n,), generator=g)
-    x = (0.5 + 0.12 * patterns[y] + 0.2 * torch.randn(n, 3, 32, 32, generator=g)).clamp(0, 1)
+    amp = amplitude[0] + (amplitude[1] - amplitude[0]) * torch.rand(n, 1, 1, 1, generator=g)
+    x = (0.5 + amp * patterns[y] + 0.1 * torch.randn(n, 3, 32, 32, generator=g)).clamp(0, 1)
     return x.numpy().astype(np.float32), y.numpy()
 
 
@@ -145,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     x, y = synthetic_cifar(args.vgg_train, seed=0)
     model = train_digits_cnn(x, y, sigma=SIGMA, epochs=args.vgg_epochs, seed=0, log=None, model_fn=vgg_cifar,
                              lr=1e-3)
-    xt, yt = synthetic_cifar(args.vgg_inputs, seed=1)
+    xt, yt = synthetic_cifar(args.vgg_inputs, seed=1, amplitude=(0.03, 0.3))
     results["VGG CNN (synthetic 3x32x32)"] = (certify_both(model, xt, 50, args.vgg_n, 250, channels_last=True), yt)
 
     for name, (res, yy) in results.items():
