@@ -3,7 +3,9 @@
 The per-input (per-episode) seeding makes the work embarrassingly parallel: input i's noise comes from
 ``derive_seed(seed, i)`` whatever process certifies it. The driver cuts the inputs into the **same groups** as
 one process (``--inputs-per-call``), so every forward pass packs exactly the same samples, and hands them to
-``--workers`` Ray actors; each actor builds the certifier, model and data once from the parsed CLI arguments. The
+``--workers`` Ray actors; each actor (a worker class of the command: ``CertifyWorker`` in
+``rlcert.certify.cli.certify``, ``EpisodeWorker`` in ``rlcert.certify.policy.cli``) builds the certifier, model
+and data once from the parsed CLI arguments. This module is the generic engine and imports no rlcert module. The
 driver writes the rows in the order of the groups (the file equals the single-process file row for row, up to
 the ``time`` column); groups that finish early are held until their predecessors are written, and are flushed
 (out of order) on Ctrl-C, so a finished input is never lost or recomputed. A worker that dies (killed, node lost)
@@ -64,41 +66,6 @@ def _num_workers(ray: Any, requested: int | None, tasks: int) -> int:
     return max(1, min(n, tasks))
 
 
-class _CertifyWorker:
-    """A Ray actor: the certifier, base classifier and data of one ``rlcert certify`` run, built once."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        import torch
-
-        from rlcert.certify.cli.certify import setup
-
-        torch.set_num_threads(args.threads or 1)
-        self.certifier, self.classifier, self.x_all, self.y_all, self.device = setup(args)
-
-    def run(self, idx: list[int]) -> list[str]:
-        from rlcert.certify.cli.certify import certify_rows
-
-        return certify_rows(self.certifier, self.classifier, self.x_all, self.y_all, idx, self.device)
-
-
-class _EpisodeWorker:
-    """A Ray actor: the policy and environments of one ``rlcert certify-policy`` run, built once."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        import torch
-
-        from rlcert.certify.policy.cli import _resolve
-
-        torch.set_num_threads(1)
-        self.args = args
-        self.r = _resolve(args)
-
-    def run(self, kind: str, idx: list[int]) -> list[tuple[str, int, float, int, float]]:
-        from rlcert.certify.policy.cli import rollout_rows
-
-        return rollout_rows(self.args, self.r, kind, idx)
-
-
 def run_sharded(actor_class: type, args: argparse.Namespace, tasks: Sequence[tuple], write: Callable[[Any], None],
                 workers: int | None = None, address: str | None = None, log: IO[str] | None = None) -> int:
     """Run ``actor.run(*task)`` for every task on Ray actors of ``actor_class(args)``; ``write(result)`` is called
@@ -116,6 +83,13 @@ def run_sharded(actor_class: type, args: argparse.Namespace, tasks: Sequence[tup
         n = _num_workers(ray, workers, len(tasks))
         remote_cls = ray.remote(num_cpus=1, max_restarts=0)(actor_class)
         actors = [remote_cls.remote(args) for _ in range(n)]
+        try:  # every worker built (model, data) before any task: no worker races ahead while another starts up
+            ray.get([a.__ray_ready__.remote() for a in actors])
+        except RayTaskError as e:
+            cause = e.as_instanceof_cause()
+            if isinstance(cause, ValueError):
+                raise ValueError(str(cause).strip().splitlines()[-1]) from None
+            raise
         idle = list(actors)
         pending = deque(range(len(tasks)))
         inflight: dict[Any, tuple[int, Any]] = {}
@@ -160,29 +134,3 @@ def run_sharded(actor_class: type, args: argparse.Namespace, tasks: Sequence[tup
             ray.kill(a)
         if started:
             ray.shutdown()
-
-
-def certify_groups_ray(args: argparse.Namespace, groups: list[list[int]], f: IO[str], bar: Any) -> int:
-    """``rlcert certify --ray``: certify ``groups`` of input indices on Ray workers, writing rows to ``f`` in group
-    order and advancing the progress ``bar``. Returns the number of groups redone after a worker died."""
-    spec = args.model
-    if spec is not None and not Path(spec).is_file() and args.weights is None:
-        raise ValueError("--ray needs the same model in every worker: give --weights for a module:factory --model "
-                         "(untrained factories are initialised randomly in each process)")
-
-    def write(rows: list[str]) -> None:
-        f.write("".join(rows))
-        f.flush()
-        bar.update(len(rows))
-
-    return run_sharded(_CertifyWorker, args, [(g,) for g in groups], write, args.workers, args.address)
-
-
-def rollout_ray(args: argparse.Namespace, tasks: list[tuple[str, list[int]]],
-                record: Callable[[tuple[str, int, float, int, float]], None]) -> int:
-    """``rlcert certify-policy --ray``: episodes (kind, indices) on Ray workers; ``record(row)`` per episode."""
-    def write(rows: list[tuple[str, int, float, int, float]]) -> None:
-        for row in rows:
-            record(row)
-
-    return run_sharded(_EpisodeWorker, args, tasks, write, args.workers, args.address)

@@ -98,7 +98,7 @@ def test_a_worker_killed_mid_run_has_its_inputs_redone(local_ray, weights, tmp_p
     def killer() -> None:
         t_end = time.monotonic() + 60
         while not killed and time.monotonic() < t_end:
-            for pid in _busy_worker_pids("ray::_CertifyWorker.run"):
+            for pid in _busy_worker_pids("ray::CertifyWorker.run"):
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
                 break

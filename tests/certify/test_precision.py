@@ -126,3 +126,13 @@ def test_cli_refuses_bf16_for_deterministic_methods(tmp_path, capsys):
                  "--precision", "bf16", "--out", str(out), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--precision" in err[0] and not out.exists()
+
+
+def test_import_rlcert_certify_imports_neither_ray_nor_the_sharding_module():
+    import subprocess
+    import sys
+
+    code = ("import sys, rlcert.certify, rlcert.certify.cli.certify; "
+            "print(sorted(m for m in sys.modules if m == 'ray' or m.endswith('certify.distributed')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -293,8 +293,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if fresh:
             print(HEADER, file=f, flush=True)
         if getattr(args, "ray", False) and groups:
-            from rlcert.certify.distributed import certify_groups_ray
-
             certify_groups_ray(args, groups, f, bar)
         for idx in ([] if getattr(args, "ray", False) else groups):
             f.write("".join(certify_rows(certifier, classifier, x_all, y_all, idx, device)))
@@ -309,6 +307,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print(line)
         summary["plot"] = str(args.plot)
     return summary
+
+
+class CertifyWorker:
+    """A Ray actor of ``--ray``: the certifier, base classifier and data of the run, built once per worker."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        torch.set_num_threads(args.threads or 1)
+        self.certifier, self.classifier, self.x_all, self.y_all, self.device = setup(args)
+
+    def run(self, idx: list[int]) -> list[str]:
+        return certify_rows(self.certifier, self.classifier, self.x_all, self.y_all, idx, self.device)
+
+
+def certify_groups_ray(args: argparse.Namespace, groups: list[list[int]], f: Any, bar: Any) -> int:
+    """``--ray``: certify ``groups`` of input indices on Ray workers (``rlcert.certify.distributed``), writing
+    rows to ``f`` in group order and advancing the progress ``bar``. Returns the groups redone after a worker died."""
+    from rlcert.certify.distributed import run_sharded
+
+    if args.model is not None and not Path(args.model).is_file() and args.weights is None:
+        raise ValueError("--ray needs the same model in every worker: give --weights for a module:factory --model "
+                         "(untrained factories are initialised randomly in each process)")
+
+    def write(rows: list[str]) -> None:
+        f.write("".join(rows))
+        f.flush()
+        bar.update(len(rows))
+
+    return run_sharded(CertifyWorker, args, [(g,) for g in groups], write, args.workers, args.address)
 
 
 def settings_diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any, Any]]:

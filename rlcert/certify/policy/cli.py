@@ -210,6 +210,20 @@ def rollout_rows(args: argparse.Namespace, r: dict[str, Any], kind: str,
     return [(kind, ep.idx, ep.ret, ep.length, ep.success) for ep in eps]
 
 
+class EpisodeWorker:
+    """A Ray actor of ``--ray``: the policy and environments of the run, built once per worker."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        import torch
+
+        torch.set_num_threads(1)
+        self.args = args
+        self.r = _resolve(args)
+
+    def run(self, kind: str, idx: list[int]) -> list[tuple[str, int, float, int, float]]:
+        return rollout_rows(self.args, self.r, kind, idx)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the certification described by ``args``; returns the JSON summary (also written to <out>.json)."""
     import torch
@@ -256,14 +270,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             bar.update(1)
 
         if getattr(args, "ray", False):
-            from rlcert.certify.distributed import rollout_ray
+            from rlcert.certify.distributed import run_sharded
 
             size = max(1, args.num_envs)  # one task: the episodes one process steps together
             tasks = [(kind, todo[i: i + size]) for kind, todo in todos.items() for i in range(0, len(todo), size)]
             with tqdm(total=sum(map(len, todos.values())), disable=args.no_progress, unit="episode",
                       desc="episodes (ray)") as bar:
                 if tasks:
-                    rollout_ray(args, tasks, lambda row: write(row, bar))
+                    run_sharded(EpisodeWorker, args, tasks, lambda rows: [write(row, bar) for row in rows],
+                                args.workers, args.address)
         else:
             for kind, nz in kinds:
                 with tqdm(total=len(todos[kind]), disable=args.no_progress, unit="episode",
