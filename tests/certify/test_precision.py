@@ -136,3 +136,17 @@ def test_import_rlcert_certify_imports_neither_ray_nor_the_sharding_module():
             "print(sorted(m for m in sys.modules if m == 'ray' or m.endswith('certify.distributed')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_certify_policy_records_precision_and_refuses_a_change(tmp_path, capsys):
+    from rlcert.certify.policy.cli import main
+    from tests.certify.policy.test_episodes_cli import _saved_model
+
+    model = _saved_model(tmp_path, "seek")
+    out = tmp_path / "p.tsv"
+    args = ["--model", str(model), "--sigma", "0.2", "--episodes", "4", "--steps", "1", "--n", "100",
+            "--num-envs", "2", "--out", str(out), "--no-progress"]
+    assert main(args + ["--precision", "bf16"]) == 0
+    assert json.loads(out.with_name("p.tsv.json").read_text())["settings"]["precision"] == "bf16"
+    assert main(args) == 2
+    assert "precision" in capsys.readouterr().err
