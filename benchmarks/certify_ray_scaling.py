@@ -1,6 +1,6 @@
 """Scaling of ``rlcert certify --ray``: one process vs 1 and 2 Ray workers on the same inputs.
 
-    python benchmarks/certify_ray_scaling.py            # ~2 min on a quiet 2-core machine
+    python benchmarks/certify_ray_scaling.py            # ~1.5 min on a quiet 2-core machine
     python benchmarks/certify_ray_scaling.py --quick    # seconds: checks that it runs
 
 Certifies ``--inputs`` digits test inputs with the demo CNN (seeded weights; the throughput does not depend on
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--inputs", type=int, default=64)
-    p.add_argument("--n", type=int, default=50_000)
+    p.add_argument("--n", type=int, default=100_000)
     p.add_argument("--batch", type=int, default=1000)
     p.add_argument("--quick", action="store_true", help="8 inputs at n = 2000")
     args = p.parse_args(argv)
