@@ -48,16 +48,15 @@ def worker_env() -> dict[str, str]:
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
-    """Start local Ray with ``num_cpus`` CPUs (``address`` None) or join the cluster at ``address``; does nothing
+    """Start local Ray with ``num_cpus`` CPUs (``address`` None) or join the cluster at ``address`` (a refused
+    connection, e.g. token authentication, is a one-line ValueError naming ``RAY_AUTH_MODE=token``); does nothing
     if Ray is already initialised. Returns True when this call started/joined it (the caller shuts it down)."""
     ray = import_ray()
     if ray.is_initialized():
         return False
-    kw: dict[str, Any] = dict(log_to_driver=False, configure_logging=False, runtime_env={"env_vars": worker_env()})
-    if address is None:
-        ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, **kw)
-    else:
-        ray.init(address=address, **kw)
+    from rlcert.sweep.ray_connect import init_ray as start  # the one start/join rule, shared with rlcert sweep
+
+    start(address, num_cpus, worker_env())
     return True
 
 
