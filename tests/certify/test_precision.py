@@ -150,3 +150,30 @@ def test_certify_policy_records_precision_and_refuses_a_change(tmp_path, capsys)
     assert json.loads(out.with_name("p.tsv.json").read_text())["settings"]["precision"] == "bf16"
     assert main(args) == 2
     assert "precision" in capsys.readouterr().err
+
+
+def test_ars_nets_run_in_bf16_and_hand_fp32_to_the_queries(tmp_path):
+    from rlcert.certify.adaptive.ars import ARSModel
+    from rlcert.certify.cli.certify import build_parser
+    from rlcert.certify.core.registry import get
+
+    torch.manual_seed(0)
+    mask_net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 64), torch.nn.Unflatten(1, (1, 8, 8)))
+    torch.jit.script(mask_net).save(str(tmp_path / "mask.pt"))
+    torch.jit.script(digits_cnn().eval()).save(str(tmp_path / "base.pt"))
+    args = build_parser("ars").parse_args(["--method", "ars", "--base-model", str(tmp_path / "base.pt"),
+                                           "--mask-model", str(tmp_path / "mask.pt"), "--sigma", "0.25",
+                                           "--sigma1", "0.5", "--num-classes", "10", "--out", "o.tsv",
+                                           "--precision", "bf16"])
+    cert = get("ars").from_arguments(args)
+    assert isinstance(cert.base_model, PrecisionModule) and cert.base_model.precision == "bf16"
+    model = cert.base_classifier()
+    assert isinstance(model, ARSModel)
+    m1 = torch.rand(5, 1, 8, 8)
+    with torch.no_grad():
+        w = model.mask(m1)
+        assert w.dtype == torch.float32  # the query's weights and noise scale stay fp32
+        hand = torch.sigmoid(copy.deepcopy(mask_net).to(torch.bfloat16)(m1.to(torch.bfloat16)).float())
+        assert torch.equal(w, hand)
+    certs = cert.certify(model, torch.rand(2, 1, 8, 8), seeds=[0, 1])
+    assert len(certs) == 2 and all(c.norm == "linf" for c in certs)
