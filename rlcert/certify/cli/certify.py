@@ -19,7 +19,9 @@ requirements are checked by the methods that have them (ssn, dssn, variable-lamb
 block: inputs in [0, 1], on the 1/q grid for the deterministic l1/lp/l0 methods).
 Rerunning with the same ``--out`` resumes: indices already in the file are skipped (the run settings, kept next to
 it in ``<out>.json``, must match); Ctrl-C stops cleanly and keeps every finished row. ``--method NAME --help``
-lists that method's own flags (noise parameters, sampling budget).
+lists that method's own flags (noise parameters, sampling budget). ``--precision bf16`` (Monte-Carlo methods)
+certifies the smoothed classifier of the bf16-autocast model, which must then also be the deployed predictor;
+``--ray`` shards the inputs over Ray workers with the same rows as one process (docs/certify.md).
 """
 
 from __future__ import annotations
