@@ -113,3 +113,25 @@ def test_goal_set_fleet_trains_and_exports(tmp_path):
         fleet.finish_step()
         batch = {key: th.as_tensor(v)[None, None].expand(2, 1, *np.shape(v)) for key, v in obs.items()}
         np.testing.assert_allclose(action, fleet.agent.act(batch)[k, 0].numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["bit_flipping_n40_reengage", "noisy_seek_multi_reengage"])
+def test_bf16_update_is_close_to_fp32(name):
+    """precision=bf16 (matmuls under autocast, fp32 master weights): one update from the same state and batch gives
+    nearly the fp32 losses and gradients (cosine > 0.99); the parameters stay float32."""
+    fleets = {}
+    for prec in ("fp32", "bf16"):
+        config = load_config(CONFIGS / f"{name}.yaml", ["algo_kwargs.learning_starts=60", "algo_kwargs.batch_size=64",
+                                                        f"precision={prec}"])
+        fleets[prec] = build_fleet(config, [0, 1])
+    fleets["fp32"].learn(61)
+    fleets["bf16"].load_state_dict(fleets["fp32"].state_dict())
+    batch = fleets["fp32"].replay.sample(64, fleets["fp32"].generators, fleets["fp32"].env.compute_reward)
+    out = {p: f.agent.update(batch, [th.Generator().manual_seed(1)] * 2) for p, f in fleets.items()}
+    loss_key = "loss" if "loss" in out["fp32"] else "critic_loss"
+    for key in (loss_key, *[k for k in out["fp32"] if "gradient" in k or "reengage" in k]):
+        th.testing.assert_close(out["bf16"][key], out["fp32"][key], rtol=0.05, atol=1e-4)
+    for name_opt, opt in fleets["fp32"].agent.optimizers().items():
+        for m32, m16 in zip(opt.exp_avg, fleets["bf16"].agent.optimizers()[name_opt].exp_avg, strict=True):
+            assert m16.dtype == th.float32
+            assert float(th.nn.functional.cosine_similarity(m32.flatten(), m16.flatten(), dim=0)) > 0.99
