@@ -159,11 +159,13 @@ def real_gates_mean(grad_q: th.Tensor, grad_target: th.Tensor, reduction: str) -
     return (sq.sum(-1) / real.sum(-1).clamp(min=1)).mean(-1)
 
 
-@pytest.mark.parametrize("mutation", ["pooling_without_n_max", "sum_over_gates", "mean_over_real_gates"])
+@pytest.mark.parametrize("mutation", ["pooling_without_n_max", "sum_over_gates", "mean_over_real_gates",
+                                      "partial_target_derivative"])
 def test_equivalence_check_fails_on_wrong_conventions(mutation, monkeypatch):
-    """Not vacuous: each wrong convention is detected on the first update."""
+    """Not vacuous: each wrong convention is detected on the first update (the partial target derivative through
+    Q' only, by the gate-penalty value; the others already by the gradients)."""
     changes = {"pooling_without_n_max": {"pooling": "sum"}, "sum_over_gates": {"goal_reduction": "sum"},
-               "mean_over_real_gates": {}}[mutation]
+               "mean_over_real_gates": {}, "partial_target_derivative": {"through_target_actor": False}}[mutation]
     if mutation == "mean_over_real_gates":
         monkeypatch.setattr(fleet_goal_set, "gate_penalty", real_gates_mean)
         assert gg.reengage_penalty is not real_gates_mean  # the agent keeps its own
