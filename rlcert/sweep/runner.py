@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from rlcert.sweep.ray_connect import init_ray
 from rlcert.sweep.spec import SweepSpec, Trial, expand_trials, trial_overrides
 
 RAY_HINT = ("rlcert sweep needs Ray Tune: pip install 'rlcert[sweep]' (or pip install 'ray[tune]==2.60.0'); "
@@ -165,11 +166,7 @@ def _run_ray(spec: SweepSpec, payloads: list[dict], address: str | None, num_cpu
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     for name in ("ray.tune", "ray.train"):  # Tune's own resume hints (Tuner.restore) do not apply: rerun instead
         logging.getLogger(name).setLevel(logging.ERROR)
-    if address is None:
-        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": env_vars}, configure_logging=False)
-    else:
-        ray.init(address=address, log_to_driver=False, runtime_env={"env_vars": env_vars}, configure_logging=False)
+    init_ray(address, num_cpus, env_vars)  # joining a cluster that refuses us: one-line ValueError
     try:
         callbacks = [_TqdmTrials(len(payloads))] if progress else []
         tuner = tune.Tuner(

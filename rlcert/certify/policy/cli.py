@@ -144,7 +144,7 @@ def _resolve(args: argparse.Namespace) -> dict[str, Any]:
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = load_model(model_path, algo, device)
+    model = load_model(model_path, algo, device, who="--model", algo_who="--algo")
     try:
         policy = PolicyFunction.from_sb3(model, args.perturb)
     except ValueError as e:

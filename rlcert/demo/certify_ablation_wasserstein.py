@@ -1,6 +1,6 @@
 """Randomized ablation and Wasserstein smoothing on the digits, next to their baselines (thesis Ch. 2 and Ch. 5).
 
-    python -m demos.certify_ablation_wasserstein --out runs/demo [--quick]
+    python -m rlcert.demo.certify_ablation_wasserstein --out runs/demo [--quick]
 
 Data: the certification core's digits split (1397 training / 400 held-out test images, the CLI's ``--data digits``).
 Base models: the digits CNN (``rlcert.certify.models.digits_cnn``, width 32, hidden 128) trained with the core's
@@ -30,17 +30,17 @@ from torch import nn
 
 from rlcert.certify.cli.certify import build_parser
 from rlcert.certify.cli.certify import main as certify_main
-from rlcert.certify.cli.data import load_digits_split
 from rlcert.certify.cli.tsv import load_tsv
 from rlcert.certify.core.metrics import certified_accuracy
 from rlcert.certify.core.registry import get
 from rlcert.certify.core.votes import median_certified_robustness
+from rlcert.certify.io import load_digits_split
 from rlcert.certify.models.digits import digits_cnn, train_digits_cnn
 from rlcert.certify.randomized.ablation import RandomizedAblationCertifier
 from rlcert.certify.randomized.wasserstein import WassersteinCertifier
 
 SEED = 0
-MODULE = "demos.certify_ablation_wasserstein"
+MODULE = "rlcert.demo.certify_ablation_wasserstein"
 
 
 def digits_null_cnn() -> nn.Module:
