@@ -113,20 +113,19 @@ class FleetTD3(FleetAlgorithm):
     # ----- plugging in -----------------------------------------------------------------------------------------
     @classmethod
     def settings_from_agent(cls, agent: Any, env: Any, n_members: int, precision: str) -> FleetSettings:
-        def member(name: str, value: float) -> list[float]:
+        def member(value: float) -> list[float]:
             return [float(value)] * n_members
 
+        # stock DDPG/TD3 have no alpha (no goal-gradient term): goal_reduction and c_low are then unused
         return FleetSettings(
             obs_dim=env.obs_dim, goal_dim=env.goal_dim, action_dim=env.action_dim, net_arch=list(agent.actor.net_arch),
             n_critics=len(agent.critic.q_networks), policy_delay=int(agent.policy_delay),
             goal_reduction=getattr(agent, "goal_reduction", "mean"), c_low=float(getattr(agent, "c_low", -1.0)),
             through_target_actor=bool(getattr(agent, "through_target_actor", True)),
-            learning_rate=member("learning_rate", agent.learning_rate), alpha=member("alpha", getattr(agent, "alpha",
-                                                                                                        0.0)),
-            gamma=member("gamma", agent.gamma), tau=member("tau", agent.tau),
-            target_policy_noise=member("target_policy_noise", agent.target_policy_noise),
-            target_noise_clip=member("target_noise_clip", agent.target_noise_clip),
-            action_noise_sigma=member("action_noise_sigma", action_noise_sigma(agent)), precision=precision)
+            learning_rate=member(agent.learning_rate), alpha=member(getattr(agent, "alpha", 0.0)),
+            gamma=member(agent.gamma), tau=member(agent.tau), target_policy_noise=member(agent.target_policy_noise),
+            target_noise_clip=member(agent.target_noise_clip), action_noise_sigma=member(action_noise_sigma(agent)),
+            precision=precision)
 
     @classmethod
     def member_overridable(cls) -> tuple[str, ...]:
