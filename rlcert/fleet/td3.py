@@ -108,6 +108,8 @@ class FleetTD3(FleetAlgorithm):
         self.noise_sigma, self.noise_clip = col(s.target_policy_noise, dev), col(s.target_noise_clip, dev)
         self.action_sigma = th.tensor(s.action_noise_sigma, dtype=th.float32, device=dev).reshape(-1, 1)
         self.cols = goal_columns(s.goal_dim)
+        # decided once from the settings (no device synchronisation per update)
+        self.use_grad, self.smoothing = any(a > 0 for a in s.alpha), any(c != 0 for c in s.target_noise_clip)
         self.n_updates = 0
 
     # ----- plugging in -----------------------------------------------------------------------------------------
@@ -174,7 +176,7 @@ class FleetTD3(FleetAlgorithm):
     # ----- one gradient step -----------------------------------------------------------------------------------
     def target_policy_noise(self, actions: th.Tensor, generators: list[th.Generator] | None) -> th.Tensor | None:
         """TD3 target smoothing noise (S, B, a), clipped; None when every member's clip is 0 (DDPG)."""
-        if float(self.noise_clip.abs().max()) == 0.0:
+        if not self.smoothing:
             return None
         if generators is None:
             raise ValueError("TD3 target noise needs the members' generators")
@@ -189,7 +191,7 @@ class FleetTD3(FleetAlgorithm):
         """One gradient step for every member on its slice of ``batch``; returns per-member losses (S,)."""
         cfg = self.cfg
         self.n_updates += 1
-        use_grad = bool((self.alpha > 0).any())
+        use_grad = self.use_grad
         if target_noise is None:
             target_noise = self.target_policy_noise(batch.actions, generators)
         obs, next_obs = batch.observations, batch.next_observations
