@@ -130,6 +130,7 @@ class FleetDQN(FleetAlgorithm):
         self.opt = StackedAdam(list(self.q_net.parameters()), th.tensor(s.learning_rate, dtype=th.float64))
         self.alpha, self.gamma = col(s.alpha, dev), col(s.gamma, dev)
         self.tau = th.tensor(s.tau, dtype=th.float32, device=dev)
+        self.use_grad = any(a > 0 for a in s.alpha)  # decided once (no device sync per update)
         self.exploration_rate = 0.0  # SB3: set after the first env step
         self.n_updates = 0
 
@@ -206,7 +207,7 @@ class FleetDQN(FleetAlgorithm):
         self.n_updates += 1
         extra = th.zeros(S, device=cfg.device)
         with self.autocast():
-            if not bool((self.alpha > 0).any()):  # SB3's DQN expressions
+            if not self.use_grad:  # SB3's DQN expressions
                 with th.no_grad():
                     next_q = self.q_net_target(features(next_obs)).float()
                     value, _ = hard_and_soft_values(next_q.reshape(S * B, -1), None)

@@ -127,6 +127,7 @@ class FleetMultiReenGAGE(FleetAlgorithm):
         self.tau = th.tensor(s.tau, dtype=th.float32, device=dev)
         self.noise_sigma, self.noise_clip = col(s.target_policy_noise, dev), col(s.target_noise_clip, dev)
         self.action_sigma = th.tensor(s.action_noise_sigma, dtype=th.float32, device=dev).reshape(-1, 1)
+        self.use_grad, self.smoothing = any(a > 0 for a in s.alpha), any(c != 0 for c in s.target_noise_clip)
         self.n_updates = 0
 
     # ----- plugging in -----------------------------------------------------------------------------------------
@@ -250,7 +251,7 @@ class FleetMultiReenGAGE(FleetAlgorithm):
 
         extra = th.zeros(S, device=cfg.device)
         with self.autocast():
-            if not bool((self.alpha > 0).any()):  # SB3's TD3 expressions
+            if not self.use_grad:  # SB3's TD3 expressions
                 with th.no_grad():
                     value = next_value(None).reshape(S, B, 1)
                     target = batch.rewards + (1 - batch.dones) * self.gamma * value

@@ -97,6 +97,8 @@ class FleetSAC(FleetAlgorithm):
         self.tau = th.tensor(s.tau, dtype=th.float32, device=dev)
         self.action_sigma = th.tensor(s.action_noise_sigma, dtype=th.float32, device=dev).reshape(-1, 1)
         self.cols = goal_columns(s.goal_dim)
+        # decided once from the settings (no device synchronisation per update)
+        self.use_grad, self.noisy = any(a > 0 for a in s.alpha), any(x > 0 for x in s.action_noise_sigma)
         self.n_updates = 0
 
     # ----- plugging in -----------------------------------------------------------------------------------------
@@ -185,7 +187,7 @@ class FleetSAC(FleetAlgorithm):
             with th.no_grad():
                 eps = gaussian(generators, (1, a_dim), self.cfg.device)
                 a = self.sample(features({k: v.unsqueeze(1) for k, v in obs.items()}), eps)[0][:, 0]
-        if float(self.action_sigma.abs().max()) > 0:
+        if self.noisy:
             a = (a + gaussian(generators, (a_dim,), self.cfg.device) * self.action_sigma).clamp(-1.0, 1.0)
         return a.reshape(S, a_dim)
 
@@ -205,7 +207,7 @@ class FleetSAC(FleetAlgorithm):
                 raise ValueError("SAC needs the members' generators (or explicit noise)")
             shape = tuple(batch.actions.shape[1:])
             noise = (gaussian(generators, shape, cfg.device), gaussian(generators, shape, cfg.device))
-        use_grad = bool((self.alpha > 0).any())
+        use_grad = self.use_grad
         with self.autocast():
             feats = features(obs)
             actions_pi, log_prob = self.sample(feats, noise[0])

@@ -108,25 +108,26 @@ class FleetTD3(FleetAlgorithm):
         self.noise_sigma, self.noise_clip = col(s.target_policy_noise, dev), col(s.target_noise_clip, dev)
         self.action_sigma = th.tensor(s.action_noise_sigma, dtype=th.float32, device=dev).reshape(-1, 1)
         self.cols = goal_columns(s.goal_dim)
+        # decided once from the settings (no device synchronisation per update)
+        self.use_grad, self.smoothing = any(a > 0 for a in s.alpha), any(c != 0 for c in s.target_noise_clip)
         self.n_updates = 0
 
     # ----- plugging in -----------------------------------------------------------------------------------------
     @classmethod
     def settings_from_agent(cls, agent: Any, env: Any, n_members: int, precision: str) -> FleetSettings:
-        def member(name: str, value: float) -> list[float]:
+        def member(value: float) -> list[float]:
             return [float(value)] * n_members
 
+        # stock DDPG/TD3 have no alpha (no goal-gradient term): goal_reduction and c_low are then unused
         return FleetSettings(
             obs_dim=env.obs_dim, goal_dim=env.goal_dim, action_dim=env.action_dim, net_arch=list(agent.actor.net_arch),
             n_critics=len(agent.critic.q_networks), policy_delay=int(agent.policy_delay),
             goal_reduction=getattr(agent, "goal_reduction", "mean"), c_low=float(getattr(agent, "c_low", -1.0)),
             through_target_actor=bool(getattr(agent, "through_target_actor", True)),
-            learning_rate=member("learning_rate", agent.learning_rate), alpha=member("alpha", getattr(agent, "alpha",
-                                                                                                        0.0)),
-            gamma=member("gamma", agent.gamma), tau=member("tau", agent.tau),
-            target_policy_noise=member("target_policy_noise", agent.target_policy_noise),
-            target_noise_clip=member("target_noise_clip", agent.target_noise_clip),
-            action_noise_sigma=member("action_noise_sigma", action_noise_sigma(agent)), precision=precision)
+            learning_rate=member(agent.learning_rate), alpha=member(getattr(agent, "alpha", 0.0)),
+            gamma=member(agent.gamma), tau=member(agent.tau), target_policy_noise=member(agent.target_policy_noise),
+            target_noise_clip=member(agent.target_noise_clip), action_noise_sigma=member(action_noise_sigma(agent)),
+            precision=precision)
 
     @classmethod
     def member_overridable(cls) -> tuple[str, ...]:
@@ -175,7 +176,7 @@ class FleetTD3(FleetAlgorithm):
     # ----- one gradient step -----------------------------------------------------------------------------------
     def target_policy_noise(self, actions: th.Tensor, generators: list[th.Generator] | None) -> th.Tensor | None:
         """TD3 target smoothing noise (S, B, a), clipped; None when every member's clip is 0 (DDPG)."""
-        if float(self.noise_clip.abs().max()) == 0.0:
+        if not self.smoothing:
             return None
         if generators is None:
             raise ValueError("TD3 target noise needs the members' generators")
@@ -190,7 +191,7 @@ class FleetTD3(FleetAlgorithm):
         """One gradient step for every member on its slice of ``batch``; returns per-member losses (S,)."""
         cfg = self.cfg
         self.n_updates += 1
-        use_grad = bool((self.alpha > 0).any())
+        use_grad = self.use_grad
         if target_noise is None:
             target_noise = self.target_policy_noise(batch.actions, generators)
         obs, next_obs = batch.observations, batch.next_observations
