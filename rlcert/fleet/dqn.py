@@ -7,7 +7,9 @@ functions applied with a leading member axis (never re-typed):
 * target and its goal gradient: :func:`rlcert.agents.goal_gradient.target_and_goal_gradient` on the member x batch
   rows, with the bootstrap value :func:`rlcert.agents.loops.hard_and_soft_values` (hard max for the TD target, the
   softmax_tau soft value for the gradient term, thesis App. G.2);
-* d/dg Q_a: :func:`~rlcert.agents.goal_gradient.critic_goal_gradient`; sparse mask
+* d/dg Q_a written out with the agents' :func:`~rlcert.agents.goal_gradient.relu_mlp_forward` and
+  :func:`~rlcert.agents.goal_gradient.relu_mlp_vjp` (the one-hot action as output weights: a first-order graph, no
+  double backward; the agent's autograd ``critic_goal_gradient`` gives the same values); sparse mask
   :func:`~rlcert.agents.goal_gradient.sparse_mask`; penalty :func:`~rlcert.agents.goal_gradient.reengage_penalty`
   (``batch_dims=2``: a mean per member) and SB3's Huber loss ``F.smooth_l1_loss`` vmapped over the member axis;
 * loss_k = Huber_k + alpha_k * penalty_k; gradients clipped per member to ``max_grad_norm`` (SB3's
@@ -33,7 +35,7 @@ from rlcert.agents import goal_gradient as gg
 from rlcert.agents.dqn import ReenGAGEDQN
 from rlcert.agents.loops import hard_and_soft_values
 from rlcert.fleet.adam import StackedAdam
-from rlcert.fleet.family import FleetAlgorithm, MemberSettings, clone_net, col, features, polyak
+from rlcert.fleet.family import FleetAlgorithm, MemberSettings, clone_net, col, features, goal_columns, polyak
 from rlcert.fleet.replay import Batch
 from rlcert.fleet.stacked import StackedMLP, linears_of
 
@@ -223,9 +225,13 @@ class FleetDQN(FleetAlgorithm):
                     next_value, next_obs["desired_goal"].reshape(S * B, d), batch.rewards.reshape(rows),
                     batch.dones.reshape(rows), self.gamma.expand(S, B, 1).reshape(rows))
                 target, grad_target = target.reshape(S, B, 1), grad_target.reshape(S, B, d)
-                x = gg.make_goal_leaf(obs["desired_goal"])
-                q = th.gather(self.q_net(features(obs, x)).float(), dim=2, index=actions)
-                (grad_q,) = gg.critic_goal_gradient([q], x)
+                # d/dg Q_a written out (the agents' relu_mlp_forward / relu_mlp_vjp with the one-hot action as the
+                # output weights): a first-order graph instead of autograd's double backward, same values
+                layers = self.q_net.layers()
+                out, relu_masks = gg.relu_mlp_forward(layers, features(obs))
+                q = th.gather(out.float(), dim=2, index=actions)
+                one_hot = F.one_hot(actions[..., 0], cfg.n_actions).to(out.dtype)  # (S, B, A)
+                grad_q = gg.relu_mlp_vjp(layers, relu_masks, one_hot)[..., goal_columns(d)]
                 mask = gg.sparse_mask(batch.rewards, cfg.c_low)  # (S, B)
                 extra = gg.reengage_penalty(grad_q.float(), grad_target, mask, None, cfg.goal_reduction, batch_dims=2)
             huber = th.func.vmap(F.smooth_l1_loss)(q, target.detach())  # SB3's loss per member
