@@ -185,7 +185,8 @@ def relu_mlp_vjp(net: th.nn.Module | Layers, hidden: list[th.Tensor], v: th.Tens
     if rows is not None:
         hidden = [h[rows] for h in hidden]
     for (w, _), h in zip(reversed(layers[1:]), reversed(hidden)):
-        v = relu_derivative(v @ w.transpose(-1, -2), h)
+        wt = w.transpose(-1, -2)
+        v = relu_derivative(v * wt if v.shape[-1] == 1 else v @ wt, h)  # one output: an outer product, exact
     return v @ layers[0][0].transpose(-1, -2)
 
 
