@@ -158,28 +158,35 @@ def relu_mlp_layers(net: th.nn.Module | Layers) -> Layers | None:
 
 
 def relu_mlp_forward(net: th.nn.Module | Layers, x: th.Tensor) -> tuple[th.Tensor, list[th.Tensor]] | None:
-    """(net(x), the 0/1 ReLU masks of its hidden layers) for a ReLU MLP, or None when ``net`` is not one.
-    x (..., B, in) with the layers' leading axes."""
+    """(net(x), the ReLU outputs of its hidden layers) for a ReLU MLP, or None when ``net`` is not one.
+    x (..., B, in) with the layers' leading axes. The ReLU outputs h_k carry the masks 1[h_k > 0] of the derivative
+    (:func:`relu_derivative`), without materialising them."""
     layers = relu_mlp_layers(net)
     if layers is None:
         return None
-    h, masks = x, []
+    h, hidden = x, []
     for w, b in layers[:-1]:
-        pre = affine(h, w, b)
-        masks.append((pre > 0).to(pre.dtype))
-        h = th.relu(pre)
-    return affine(h, *layers[-1]), masks
+        h = th.relu(affine(h, w, b))
+        hidden.append(h)
+    return affine(h, *layers[-1]), hidden
 
 
-def relu_mlp_vjp(net: th.nn.Module | Layers, masks: list[th.Tensor], v: th.Tensor, rows: th.Tensor | None = None
+def relu_derivative(v: th.Tensor, h: th.Tensor) -> th.Tensor:
+    """v * 1[h > 0] for ReLU outputs h (constants), in one pass (the kernel of autograd's own ReLU backward);
+    differentiable in v."""
+    return th.ops.aten.threshold_backward(v, h.detach().to(v.dtype), 0)
+
+
+def relu_mlp_vjp(net: th.nn.Module | Layers, hidden: list[th.Tensor], v: th.Tensor, rows: th.Tensor | None = None
                  ) -> th.Tensor:
-    """v^T d net / d x (..., R, in) for the rows ``rows`` (default all) of a ReLU MLP whose forward gave ``masks``;
-    v (..., R, out). Written out: W_n^T ... (ReLU masks) ... W_0."""
+    """v^T d net / d x (..., R, in) for the rows ``rows`` (default all) of a ReLU MLP whose forward gave the ReLU
+    outputs ``hidden``; v (..., R, out). Written out: W_n^T ... (ReLU masks) ... W_0."""
     layers = relu_mlp_layers(net)
     if rows is not None:
-        masks = [m[rows] for m in masks]
-    for (w, _), mask in zip(reversed(layers[1:]), reversed(masks)):
-        v = (v @ w.transpose(-1, -2)) * mask
+        hidden = [h[rows] for h in hidden]
+    for (w, _), h in zip(reversed(layers[1:]), reversed(hidden)):
+        wt = w.transpose(-1, -2)
+        v = relu_derivative(v * wt if v.shape[-1] == 1 else v @ wt, h)  # one output: an outer product, exact
     return v @ layers[0][0].transpose(-1, -2)
 
 
@@ -197,19 +204,20 @@ def relu_mlp_input_gradient(net: th.nn.Module | Layers, x: th.Tensor, cols: slic
     layers = relu_mlp_layers(net)
     if layers is None or layers[-1][0].shape[-1] != 1:
         return None
-    out, masks = relu_mlp_forward(layers, x)
+    out, hidden = relu_mlp_forward(layers, x)
     if rows is not None:
-        masks = [m[rows] for m in masks]
+        hidden = [h[rows] for h in hidden]
     n = x.shape[-2] if rows is None else rows.shape[0]
     w_last = layers[-1][0].transpose(-1, -2)  # (..., 1, H)
-    if not masks:
+    if not hidden:
         return out, w_last[..., cols].expand(*w_last.shape[:-2], n, -1)
     if len(layers) > 2:
-        v = _MaskedRowTimesMatrix.apply(masks[-1], w_last, layers[-2][0].transpose(-1, -2)) * masks[-2]
+        mask = (hidden[-1] > 0).to(hidden[-1].dtype)  # the one mask materialised: its transpose is a GEMM operand
+        v = relu_derivative(_MaskedRowTimesMatrix.apply(mask, w_last, layers[-2][0].transpose(-1, -2)), hidden[-2])
     else:
-        v = masks[-1] * w_last
-    for (w, _), mask in zip(reversed(layers[1:-2]), reversed(masks[:-2])):
-        v = (v @ w.transpose(-1, -2)) * mask
+        v = relu_derivative(w_last.expand(*hidden[-1].shape), hidden[-1])
+    for (w, _), h in zip(reversed(layers[1:-2]), reversed(hidden[:-2])):
+        v = relu_derivative(v @ w.transpose(-1, -2), h)
     return out, v @ layers[0][0][..., cols, :].transpose(-1, -2)
 
 
@@ -249,7 +257,7 @@ def td3_target_and_goal_gradient(actor: th.nn.Module | Layers, critics: list, ac
     actor_pass = relu_mlp_forward(actor, actor_in)
     if actor_pass is None:
         return None
-    pre, actor_masks = actor_pass
+    pre, actor_hidden = actor_pass
     squashed = th.tanh(pre)
     shifted = squashed if noise is None else squashed + noise
     actions = shifted.clamp(-1, 1)
@@ -260,7 +268,7 @@ def td3_target_and_goal_gradient(actor: th.nn.Module | Layers, critics: list, ac
     q_values, best = th.min(th.cat([p[0] for p in passes], dim=-1), dim=-1, keepdim=True)
     n = pre.shape[-2] if rows is None else rows.numel()
     ones = th.ones(*pre.shape[:-2], n, 1, dtype=pre.dtype, device=pre.device)
-    vjps = [relu_mlp_vjp(c, masks, ones, rows) for c, (_, masks) in zip(critics, passes)]
+    vjps = [relu_mlp_vjp(c, hidden, ones, rows) for c, (_, hidden) in zip(critics, passes)]
     if len(vjps) == 1:
         grad_in = vjps[0]
     else:  # the gradient of the critic that gave the minimum, row by row
@@ -273,7 +281,7 @@ def td3_target_and_goal_gradient(actor: th.nn.Module | Layers, critics: list, ac
         sq, sh = (squashed, shifted) if rows is None else (squashed[rows], shifted[rows])
         inside = ((sh >= -1) & (sh <= 1)).to(grad_in.dtype)
         d_pre = grad_in[..., critic_in.shape[-1]:] * inside * (1 - sq ** 2)
-        grad = grad + relu_mlp_vjp(actor, actor_masks, d_pre, rows)[..., cols_actor]
+        grad = grad + relu_mlp_vjp(actor, actor_hidden, d_pre, rows)[..., cols_actor]
     if rows is None:
         return q_values, grad
     full = th.zeros(pre.shape[0], grad.shape[1], dtype=grad.dtype, device=pre.device)

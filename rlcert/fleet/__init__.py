@@ -10,7 +10,7 @@ Structure (floor 4: imports the agents' math, floor 2, and the envs, floor 1):
   DDPG / TD3 on DeepSets (DriveSeek, NoisySeek; the agents' GoalSetEncoder per member)
 * :mod:`rlcert.fleet.stacked`      stacked MLPs (one batched matmul per layer for all members; layers as the
   agents' :data:`rlcert.agents.goal_gradient.Layers`, so the agents' functions run on them with a member axis)
-* :mod:`rlcert.fleet.adam`         Adam on stacked parameters (``torch._foreach_*``), a learning rate per member
+* :mod:`rlcert.fleet.adam`         Adam on stacked parameters (fused kernel / ``torch._foreach_*``), an lr per member
 * :mod:`rlcert.fleet.replay`       per-member episode replay in one tensor, HER "future" relabelling
 * :mod:`rlcert.fleet.vector_envs`  re-export of the envs' torch twins (:mod:`rlcert.envs.torch_vector`)
 * :mod:`rlcert.fleet.trainer`      the training loop (SB3's schedule), evaluation, per-member random generators
