@@ -16,14 +16,15 @@ One :meth:`FleetMultiReenGAGE.update` is, for every member k, the update of
   :func:`~rlcert.agents.goal_gradient.reengage_penalty` (mean over the batch and all n_max gates) and ``F.mse_loss``,
   vmapped over the member axis;
 * shared encoder (``share_encoder=True``, the thesis' default): a critic parameter, trained by the critic loss only;
-  the actor reads the critic's embedding without gradient; the target actor the target critic's.
+  the actor reads the critic's embedding without gradient; the target actor the target critic's. Unshared (the
+  ablation of Fig. G.10): the actor has its own encoder, trained by the actor loss (and its own target).
 
 The training loop is :class:`rlcert.fleet.trainer.Fleet`'s (SB3's off-policy schedule; exploration is
 :meth:`rlcert.fleet.td3.FleetTD3.explore`: uniform warm-up, the actor plus Gaussian action noise in the scaled action
 space) with a plain replay (no HER for goal sets, as the agents; the goal set stored flat); the envs are the torch
 twins with SB3's action unscaling to the env's Box (:func:`scaled_action_env`; DriveSeek: radians). Settings are
-read from a probe of the config's agent (``DeepSetsTD3Policy``). Not supported: the unshared-encoder ablation and
-the DriveSeek CNN variant (:meth:`FleetMultiReenGAGE.config_reason`).
+read from a probe of the config's agent (``DeepSetsTD3Policy``). Not supported: the DriveSeek CNN variant
+(:meth:`FleetMultiReenGAGE.config_reason`).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class GoalSetSettings(MemberSettings):
     policy_delay: int = 1
     goal_reduction: str = "mean"
     through_target_actor: bool = True
+    share_encoder: bool = True
     alpha: list[float] = field(default_factory=lambda: [0.0])
     target_policy_noise: list[float] = field(default_factory=lambda: [0.0])
     target_noise_clip: list[float] = field(default_factory=lambda: [0.0])
@@ -111,18 +113,25 @@ class FleetMultiReenGAGE(FleetAlgorithm):
         self.encoder = StackedMLP(S, self.template.net[0].in_features, s.encoder_arch, E, device=dev)
         self.critic = StackedMLP(S * C, s.obs_dim + E + s.action_dim, s.net_arch, 1, device=dev)  # row k*C+j: Q_j of k
         self.actor = StackedMLP(S, s.obs_dim + E, s.net_arch, s.action_dim, squash=True, device=dev)
-        if generators is not None:  # the agents' order: encoder, critic heads, then the actor
+        # the actor's own encoder (unshared ablation), else the critic's
+        self.actor_encoder = (self.encoder if s.share_encoder
+                              else StackedMLP(S, self.template.net[0].in_features, s.encoder_arch, E, device=dev))
+        if generators is not None:  # the agents' order: encoder, critic heads, then the actor (its encoder first)
             for k, g in enumerate(generators):
                 self.encoder.init_member(k, g)
                 for j in range(C):
                     self.critic.init_member(k * C + j, g)
+                if not s.share_encoder:
+                    self.actor_encoder.init_member(k, g)
                 self.actor.init_member(k, g)
         self.encoder_target, self.critic_target = clone_net(self.encoder), clone_net(self.critic)
         self.actor_target = clone_net(self.actor)
+        self.actor_encoder_target = self.encoder_target if s.share_encoder else clone_net(self.actor_encoder)
         lr = th.tensor(s.learning_rate, dtype=th.float64)
         self.encoder_opt = StackedAdam(list(self.encoder.parameters()), lr)
         self.critic_opt = StackedAdam(list(self.critic.parameters()), lr.repeat_interleave(C))
-        self.actor_opt = StackedAdam(list(self.actor.parameters()), lr)
+        own = [] if s.share_encoder else list(self.actor_encoder.parameters())
+        self.actor_opt = StackedAdam(own + list(self.actor.parameters()), lr)
         self.alpha, self.gamma = col(s.alpha, dev), col(s.gamma, dev)
         self.tau = th.tensor(s.tau, dtype=th.float32, device=dev)
         self.noise_sigma, self.noise_clip = col(s.target_policy_noise, dev), col(s.target_noise_clip, dev)
@@ -146,8 +155,6 @@ class FleetMultiReenGAGE(FleetAlgorithm):
         pk = kw.get("policy_kwargs") or {}
         if set(pk) - cls.POLICY_KWARGS:
             return f"policy_kwargs {sorted(set(pk) - cls.POLICY_KWARGS)}"
-        if not pk.get("share_encoder", True):
-            return "share_encoder false (the unshared-encoder ablation; fleet: the shared encoder)"
         if kw.get("replay_buffer_class") not in (None, "DictReplayBuffer"):
             return f"replay_buffer_class {kw.get('replay_buffer_class')!r} (goal sets: a plain buffer)"
         noise = kw.get("action_noise")
@@ -165,7 +172,8 @@ class FleetMultiReenGAGE(FleetAlgorithm):
             obs_dim=env.obs_dim, goal_dim=env.goal_dim, action_dim=env.action_dim, net_arch=list(pol.head_arch),
             n_max=env.n_max, embed_dim=int(pol.embed_dim), encoder_arch=list(pol.encoder_arch), pooling=pol.pooling,
             n_critics=int(pol.n_critics), policy_delay=int(agent.policy_delay), goal_reduction=agent.goal_reduction,
-            through_target_actor=bool(agent.through_target_actor), learning_rate=member(agent.learning_rate),
+            through_target_actor=bool(agent.through_target_actor), share_encoder=bool(pol.share_encoder),
+            learning_rate=member(agent.learning_rate),
             alpha=member(agent.alpha), gamma=member(agent.gamma), tau=member(agent.tau),
             target_policy_noise=member(agent.target_policy_noise), target_noise_clip=member(agent.target_noise_clip),
             action_noise_sigma=member(action_noise_sigma(agent)), precision=precision)
@@ -175,28 +183,34 @@ class FleetMultiReenGAGE(FleetAlgorithm):
         return FleetTD3.member_overridable()
 
     def modules(self) -> dict[str, StackedMLP]:
-        return {"encoder": self.encoder, "critic": self.critic, "actor": self.actor,
-                "encoder_target": self.encoder_target, "critic_target": self.critic_target,
-                "actor_target": self.actor_target}
+        out = {"encoder": self.encoder, "critic": self.critic, "actor": self.actor,
+               "encoder_target": self.encoder_target, "critic_target": self.critic_target,
+               "actor_target": self.actor_target}
+        if not self.cfg.share_encoder:
+            out.update(actor_encoder=self.actor_encoder, actor_encoder_target=self.actor_encoder_target)
+        return out
 
     def optimizers(self) -> dict[str, StackedAdam]:
         return {"encoder": self.encoder_opt, "critic": self.critic_opt, "actor": self.actor_opt}
 
     def member_pairs(self, k: int, model: Any) -> list[tuple[StackedMLP, int, list]]:
-        """Member k <-> a DeepSets agent with a shared encoder (its critic's; targets likewise)."""
+        """Member k <-> a DeepSets agent (encoders: the critic's, and the actor's own when unshared; and targets)."""
         C, pol = self.cfg.n_critics, model.policy
-        if len(pol.critic.q_networks) != C or not pol.share_encoder:
-            raise ValueError(f"the agent must have {C} critics and a shared encoder")
+        if len(pol.critic.q_networks) != C or pol.share_encoder != self.cfg.share_encoder:
+            raise ValueError(f"the agent must have {C} critics and share_encoder={self.cfg.share_encoder}")
         pairs = [(self.encoder, k, linears_of(pol.critic.encoder)),
                  (self.encoder_target, k, linears_of(pol.critic_target.encoder)),
                  (self.actor, k, linears_of(pol.actor.mu)), (self.actor_target, k, linears_of(pol.actor_target.mu))]
+        if not self.cfg.share_encoder:
+            pairs += [(self.actor_encoder, k, linears_of(pol.actor.features.goal_encoder)),
+                      (self.actor_encoder_target, k, linears_of(pol.actor_target.features.goal_encoder))]
         for j in range(C):
             pairs += [(self.critic, k * C + j, linears_of(pol.critic.q_networks[j])),
                       (self.critic_target, k * C + j, linears_of(pol.critic_target.q_networks[j]))]
         return pairs
 
     def sync_targets(self) -> None:
-        for name in ("encoder", "critic", "actor"):
+        for name in ("encoder", "critic", "actor") + (() if self.cfg.share_encoder else ("actor_encoder",)):
             getattr(self, f"{name}_target").load_state_dict(getattr(self, name).state_dict())
 
     # ----- forward passes --------------------------------------------------------------------------------------
@@ -227,7 +241,7 @@ class FleetMultiReenGAGE(FleetAlgorithm):
         """Deterministic actions (S, B, a) in [-1, 1] (SB3's scaled action space) for observations of (S, B, ...)."""
         obs = goal_set_obs(obs, self.cfg.n_max)
         with th.no_grad():
-            return self.pi(self.actor, obs, self.embed(self.encoder, obs))
+            return self.pi(self.actor, obs, self.embed(self.actor_encoder, obs))
 
     explore = FleetTD3.explore  # SB3's _sample_action: uniform warm-up or the actor, plus Gaussian noise, clipped
     target_policy_noise = FleetTD3.target_policy_noise  # TD3's target smoothing noise (None for DDPG)
@@ -243,9 +257,14 @@ class FleetMultiReenGAGE(FleetAlgorithm):
         noise = self.target_policy_noise(batch.actions, generators) if target_noise is None else target_noise
 
         def next_value(x: th.Tensor | None) -> th.Tensor:  # x (S * B, n): gates of the member x batch rows
-            z = self.embed(self.encoder_target, next_obs, None if x is None else x.reshape(S, B, n))
+            gates = None if x is None else x.reshape(S, B, n)
+            z = self.embed(self.encoder_target, next_obs, gates)
             partial = x is not None and not cfg.through_target_actor
-            a = self.pi(self.actor_target, next_obs, z.detach() if partial else z)
+            if cfg.share_encoder:  # the target actor reads the target critic's embedding
+                z_actor = z.detach() if partial else z
+            else:
+                z_actor = self.embed(self.actor_encoder_target, next_obs, gates.detach() if partial else gates)
+            a = self.pi(self.actor_target, next_obs, z_actor)
             a = (a if noise is None else a + noise).clamp(-1, 1)
             return self.heads(self.critic_target, next_obs, z, a).min(dim=1).values.reshape(S * B, 1)
 
@@ -281,13 +300,16 @@ class FleetMultiReenGAGE(FleetAlgorithm):
             with self.autocast():
                 with th.no_grad():
                     z = self.embed(self.encoder, obs)  # the critic's encoder gets no actor-loss gradient
-                q1 = self.heads(self.critic, obs, z, self.pi(self.actor, obs, z))[:, 0]
+                z_actor = z if cfg.share_encoder else self.embed(self.actor_encoder, obs)  # unshared: trained here
+                q1 = self.heads(self.critic, obs, z, self.pi(self.actor, obs, z_actor))[:, 0]
                 actor_loss = -q1.mean(dim=(1, 2))
                 grads = th.autograd.grad(actor_loss.sum(), self.actor_opt.params)
             self.actor_opt.step(list(grads))
             polyak([self.encoder], [self.encoder_target], self.tau)
             polyak([self.critic], [self.critic_target], self.tau.repeat_interleave(C))
             polyak([self.actor], [self.actor_target], self.tau)
+            if not cfg.share_encoder:
+                polyak([self.actor_encoder], [self.actor_encoder_target], self.tau)
             out["actor_loss"] = actor_loss.detach()
         return out
 

@@ -27,8 +27,9 @@ def build_fleet(config: dict, seeds: list[int], overrides: list[dict] | None = N
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 FLEET_CONFIGS = ["bit_flipping_n20_dqn_her", "bit_flipping_n40_reengage", "noisy_seek_multi_reengage",
-                 "noisy_seek_ddpg", "drive_seek_multi_reengage", "drive_seek_ddpg", "continuous_seek_d10_reengage"]
-NOT_FLEET = {"drive_seek_cnn_multi_reengage": "CNN", "drive_seek_multi_reengage_unshared": "share_encoder",
+                 "noisy_seek_ddpg", "drive_seek_multi_reengage", "drive_seek_ddpg", "continuous_seek_d10_reengage",
+                 "drive_seek_multi_reengage_unshared"]
+NOT_FLEET = {"drive_seek_cnn_multi_reengage": "CNN",
              "bit_flipping_dqn_her_smoothed": "observation_noise", "hand_reach_reengage": "HandReach",
              "noisy_seek_multi_reengage_sac": "SAC"}
 

@@ -28,10 +28,10 @@ G4 = {"embed_dim": 20, "encoder_arch": [400, 400], "head_arch": [400]}
 GOAL_SETS = np.stack([NoisySeekEnv().reset(seed=s)[0]["desired_goal"] for s in range(300)])
 
 
-def make_agent(cls, seed: int, alpha: float, lr: float, n_critics: int):
+def make_agent(cls, seed: int, alpha: float, lr: float, n_critics: int, share_encoder: bool = True):
     model = cls(DeepSetsTD3Policy, NoisySeekEnv(), alpha=alpha, seed=seed, learning_starts=0, buffer_size=10,
                 gamma=GAMMA, tau=0.05, learning_rate=lr,
-                policy_kwargs={**G4, "share_encoder": True, "n_critics": n_critics, "pooling": "n_max"})
+                policy_kwargs={**G4, "share_encoder": share_encoder, "n_critics": n_critics, "pooling": "n_max"})
     with th.no_grad():  # targets differ from the online networks, so the polyak step is visible
         for net in (model.critic_target, model.actor_target.mu):
             for p in net.parameters():
@@ -63,6 +63,7 @@ def random_batch(gen: np.random.Generator) -> dict:
 
 def fleet_of(models, alphas, n_critics, delay, noise, clip, **changes) -> FleetMultiReenGAGE:
     S = len(models)
+    changes.setdefault("share_encoder", models[0].policy.share_encoder)
     cfg = GoalSetSettings(obs_dim=4, goal_dim=3 * N_MAX, action_dim=2, n_max=N_MAX, embed_dim=G4["embed_dim"],
                           encoder_arch=G4["encoder_arch"], net_arch=G4["head_arch"], n_critics=n_critics,
                           policy_delay=delay,
@@ -70,7 +71,7 @@ def fleet_of(models, alphas, n_critics, delay, noise, clip, **changes) -> FleetM
                           tau=[0.05] * S, target_policy_noise=[noise] * S, target_noise_clip=[clip] * S)
     for key, value in changes.items():
         setattr(cfg, key, value)
-    fleet = FleetMultiReenGAGE(cfg)
+    fleet = FleetMultiReenGAGE(cfg)  # (share_encoder and the other changes are read at construction)
     for k, m in enumerate(models):
         load_member(fleet, k, m)
     return fleet
@@ -94,34 +95,39 @@ def assert_member_equal(fleet: FleetMultiReenGAGE, k: int, model) -> None:
     C = fleet.cfg.n_critics
     groups = [(fleet.encoder, fleet.encoder_opt, k, pol.critic.encoder),
               (fleet.actor, fleet.actor_opt, k, pol.actor.mu)]
+    if not pol.share_encoder:
+        groups.append((fleet.actor_encoder, fleet.actor_opt, k, pol.actor.features.goal_encoder))
     groups += [(fleet.critic, fleet.critic_opt, k * C + j, pol.critic.q_networks[j]) for j in range(C)]
     for net, opt, idx, module in groups:
-        for i, ((w, b), lin) in enumerate(zip(net.layers(), linears_of(module), strict=True)):
+        for (w, b), lin in zip(net.layers(), linears_of(module), strict=True):
             state = opts[id(lin.weight)].state
-            for mine_m, mine_p, p in ((opt.exp_avg[2 * i][idx].T, w[idx].T, lin.weight),
-                                      (opt.exp_avg[2 * i + 1][idx, 0], b[idx, 0], lin.bias)):
+            m_w, m_b = (opt.exp_avg[next(j for j, q in enumerate(opt.params) if q is t)] for t in (w, b))
+            for mine_m, mine_p, p in ((m_w[idx].T, w[idx].T, lin.weight), (m_b[idx, 0], b[idx, 0], lin.bias)):
                 if p in state:  # (the actor's optimiser has no state before its first, delayed step)
                     theirs = state[p]["exp_avg"]
                     th.testing.assert_close(mine_m, theirs, rtol=2e-4, atol=2e-5 * float(theirs.abs().max()))
                 diff = (mine_p.detach() - p.detach()).abs()
                 assert float(diff.max()) <= 0.1 * lr and float((diff > 2e-6).float().mean()) < 1e-4
-    for net, idx, module in [(fleet.encoder_target, k, pol.critic_target.encoder),
-                             (fleet.actor_target, k, pol.actor_target.mu)]:
+    targets = [(fleet.encoder_target, k, pol.critic_target.encoder), (fleet.actor_target, k, pol.actor_target.mu)]
+    if not pol.share_encoder:
+        targets.append((fleet.actor_encoder_target, k, pol.actor_target.features.goal_encoder))
+    for net, idx, module in targets:
         for (w, _), lin in zip(net.layers(), linears_of(module), strict=True):
             th.testing.assert_close(w[idx].T, lin.weight, rtol=1e-5, atol=1e-5)
 
 
-CASES = [  # (id, class, alphas per member, n_critics, policy_delay, target noise, clip)
-    ("ddpg_mrg", MultiReenGAGEDDPG, [10.0, 20.0], 1, 1, 0.0, 0.0),
-    ("ddpg_alpha0", MultiReenGAGEDDPG, [0.0, 0.0], 1, 1, 0.0, 0.0),
-    ("td3_mrg", MultiReenGAGETD3, [5.0], 2, 2, 0.2, 0.5),
+CASES = [  # (id, class, alphas per member, n_critics, policy_delay, target noise, clip, share_encoder)
+    ("ddpg_mrg", MultiReenGAGEDDPG, [10.0, 20.0], 1, 1, 0.0, 0.0, True),
+    ("ddpg_alpha0", MultiReenGAGEDDPG, [0.0, 0.0], 1, 1, 0.0, 0.0, True),
+    ("td3_mrg", MultiReenGAGETD3, [5.0], 2, 2, 0.2, 0.5, True),
+    ("ddpg_mrg_unshared", MultiReenGAGEDDPG, [10.0], 1, 1, 0.0, 0.0, False),
 ]
 
 
 def run_case(case, steps: int = 2, **changes) -> None:
-    _, cls, alphas, n_critics, delay, noise, clip = case
+    _, cls, alphas, n_critics, delay, noise, clip, shared = case
     th.manual_seed(0)
-    models = [make_agent(cls, seed=10 + k, alpha=a, lr=[1e-3, 5e-4][k], n_critics=n_critics)
+    models = [make_agent(cls, seed=10 + k, alpha=a, lr=[1e-3, 5e-4][k], n_critics=n_critics, share_encoder=shared)
               for k, a in enumerate(alphas)]
     fleet = fleet_of(models, alphas, n_critics, delay, noise, clip, **changes)
     gen = np.random.default_rng(1)
