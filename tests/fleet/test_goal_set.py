@@ -185,13 +185,16 @@ def test_equivalence_check_fails_on_wrong_conventions(mutation, monkeypatch):
 
 
 # ---- the loop ---------------------------------------------------------------------------------------------------
-def make_fleet(seeds, env_cls=ScaledNoisySeek, width: int = 256, n_max: int = 20, alpha: float = 10.0) -> Fleet:
+def make_fleet(seeds, env_cls=ScaledNoisySeek, width: int = 256, n_max: int = 20, alpha: float = 10.0,
+               share_encoder: bool = True, n_critics: int = 1) -> Fleet:
     S = len(seeds)
     settings = GoalSetSettings(obs_dim=env_cls.obs_dim, goal_dim=3 * n_max, n_max=n_max,
                                action_dim=2 if env_cls is ScaledNoisySeek else 1, embed_dim=8,
                                encoder_arch=[width, width], net_arch=[width], learning_rate=[1e-3] * S,
-                               alpha=[alpha] * S, gamma=[0.95] * S, tau=[0.05] * S, target_policy_noise=[0.0] * S,
-                               target_noise_clip=[0.0] * S, action_noise_sigma=[0.1] * S)
+                               alpha=[alpha] * S, gamma=[0.95] * S, tau=[0.05] * S,
+                               target_noise_clip=[0.5 * (n_critics - 1)] * S, action_noise_sigma=[0.1] * S,
+                               target_policy_noise=[0.2] * S, share_encoder=share_encoder, n_critics=n_critics,
+                               policy_delay=n_critics)
     schedule = Schedule(learning_starts=45, train_freq=1, gradient_steps=1, batch_size=8, buffer_size=400,
                         n_sampled_goal=0, her=False)
     return Fleet(settings, schedule, seeds, env_cls, {"n_max": n_max, "max_steps": 10}, FleetMultiReenGAGE)
@@ -199,12 +202,14 @@ def make_fleet(seeds, env_cls=ScaledNoisySeek, width: int = 256, n_max: int = 20
 
 def member_params(fleet: Fleet, k: int) -> list[th.Tensor]:
     C = fleet.agent.cfg.n_critics
-    return [p[k * C if name.startswith("critic") else k] for name, net in fleet.agent.modules().items()
-            for p in net.parameters()]
+    return [p[k * C + j] if name.startswith("critic") else p[k] for name, net in fleet.agent.modules().items()
+            for p in net.parameters() for j in range(C if name.startswith("critic") else 1)]
 
 
-def test_member_alone_equals_member_among_others_at_width_256():
-    alone, crowd = make_fleet([2]), make_fleet([0, 1, 2])
+@pytest.mark.parametrize("variant", ["ddpg", "td3", "unshared"])
+def test_member_alone_equals_member_among_others_at_width_256(variant):
+    kw = {"ddpg": {}, "td3": {"n_critics": 2}, "unshared": {"share_encoder": False}}[variant]
+    alone, crowd = make_fleet([2], **kw), make_fleet([0, 1, 2], **kw)
     alone.learn(60)
     crowd.learn(60)
     assert alone.agent.n_updates == 60 - 45
