@@ -145,6 +145,12 @@ class FleetAlgorithm(abc.ABC):
         """(stacked net, member index, the agent's ``nn.Linear`` layers) pairs mapping member k onto ``model`` (an
         instance of the config's agent class), for :mod:`rlcert.fleet.export`."""
 
+    def on_step(self, num_timesteps: int, total_timesteps: int | None) -> None:
+        """Called after every collected env step, once the transition is stored (SB3's ``_on_step``: e.g. DQN's
+        target update every ``target_update_interval`` steps and its exploration schedule, evaluated at progress
+        remaining ``1 - num_timesteps / total_timesteps``). ``total_timesteps`` is the current ``learn`` call's
+        target (None outside ``learn``). Default: nothing."""
+
     def extra_state(self) -> dict:
         """Family state besides networks and optimisers (override: e.g. SAC's entropy coefficient)."""
         return {}

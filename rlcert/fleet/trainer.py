@@ -48,6 +48,7 @@ class Fleet:
                                     self.env.goal_dim, self.env.action_dim, schedule.n_sampled_goal, schedule.her,
                                     self.device)
         self.num_timesteps = 0
+        self.total_timesteps: int | None = None  # the current learn() call's target
         self.trained_through = 0  # the last env step whose training (if due) is done
         self.obs: dict[str, th.Tensor] | None = None
 
@@ -77,6 +78,7 @@ class Fleet:
         next_obs, reward, truncated, _ = self.env.step(action.cpu())
         self.replay.add(action, reward, next_obs, truncated)
         self.num_timesteps += 1
+        self.agent.on_step(self.num_timesteps, self.total_timesteps)
         self.obs = None if truncated else next_obs
 
     def finish_step(self) -> None:
@@ -88,6 +90,7 @@ class Fleet:
 
         Like SB3, a started rollout of ``train_freq`` steps is completed (and trained on) even if that passes
         ``total_timesteps``."""
+        self.total_timesteps = int(total_timesteps)
         while self.num_timesteps < total_timesteps or self.num_timesteps % self.schedule.train_freq:
             self.step()
             if callback is not None:
