@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 
 EPISODE_HEADER = "kind\tidx\treturn\tlength\tsuccess"
-RESUME_KEYS = ("model", "algo", "env", "env_kwargs", "perturb", "method", "sigma", "seed")
+RESUME_KEYS = ("model", "algo", "env", "env_kwargs", "perturb", "method", "sigma", "seed", "precision")
+RESUME_DEFAULTS = {"precision": "fp32"}  # what a record written before the flag means
 
 
 def _floats(text: str, name: str) -> list[float]:
@@ -79,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="episode TSV (the JSON goes to <out>.json)")
     p.add_argument("--plot-dir", type=Path, default=None, help="write the PNG plots here")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                   help="policy forward pass: fp32 (default) or bf16 autocast (the certificates are then about "
+                        "the bf16 policy, which must also be the deployed one)")
+    p.add_argument("--ray", action="store_true",
+                   help="shard the episodes over Ray workers (pip install 'rlcert[sweep]'); same rows as one process")
+    p.add_argument("--address", default=None, help="with --ray: join this Ray cluster (default: local Ray)")
+    p.add_argument("--workers", type=int, default=None, help="with --ray: Ray workers (default: the CPU count)")
     return p
 
 
@@ -112,6 +120,10 @@ def _resolve(args: argparse.Namespace) -> dict[str, Any]:
     check_count(args.n0, "--n0", 1)
     check_count(args.num_envs, "--num-envs", 1)
     check_count(args.seed, "--seed", 0)
+    if getattr(args, "workers", None) is not None:
+        check_count(args.workers, "--workers", 1)
+    if not getattr(args, "ray", False) and (getattr(args, "address", None) or getattr(args, "workers", None)):
+        raise ValueError("--address/--workers need --ray")
     check_alpha(args.alpha, "--alpha")
     check_alpha(args.step_alpha, "--step-alpha")
     check_positive(args.ball, "--ball")
@@ -146,7 +158,7 @@ def _resolve(args: argparse.Namespace) -> dict[str, Any]:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model = load_model(model_path, algo, device, who="--model", algo_who="--algo")
     try:
-        policy = PolicyFunction.from_sb3(model, args.perturb)
+        policy = PolicyFunction.from_sb3(model, args.perturb, precision=getattr(args, "precision", "fp32"))
     except ValueError as e:
         raise ValueError(f"--perturb: {e}") from None
     if env.observation_space != model.observation_space:
@@ -184,6 +196,34 @@ def _read_episodes(path: Path) -> dict[tuple[str, int], tuple[float, int, float]
     return out
 
 
+def rollout_rows(args: argparse.Namespace, r: dict[str, Any], kind: str,
+                 idx: list[int]) -> list[tuple[str, int, float, int, float]]:
+    """Episodes ``idx`` of ``kind`` (smoothed/clean) as rows (kind, idx, return, length, success), seeded from
+    (``--seed``, idx) exactly as in ``run`` (one Ray task of ``--ray``)."""
+    from rlcert.certify.policy.episodes import rollout
+    from rlcert.certify.policy.noise import MaskedNoise
+    from rlcert.train import make_env
+
+    noise = MaskedNoise(r["certifier"], r["policy"].layout) if kind == "smoothed" else None
+    eps = rollout(r["policy"], lambda: make_env(r["env_id"], r["env_kwargs"]), idx, seed=args.seed, noise=noise,
+                  num_envs=args.num_envs)
+    return [(kind, ep.idx, ep.ret, ep.length, ep.success) for ep in eps]
+
+
+class EpisodeWorker:
+    """A Ray actor of ``--ray``: the policy and environments of the run, built once per worker."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        import torch
+
+        torch.set_num_threads(1)
+        self.args = args
+        self.r = _resolve(args)
+
+    def run(self, kind: str, idx: list[int]) -> list[tuple[str, int, float, int, float]]:
+        return rollout_rows(self.args, self.r, kind, idx)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the certification described by ``args``; returns the JSON summary (also written to <out>.json)."""
     import torch
@@ -198,13 +238,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     r = _resolve(args)
     policy, certifier = r["policy"], r["certifier"]
     meta = {"model": str(args.model), "algo": str(r["algo"]), "env": r["env_id"], "env_kwargs": r["env_kwargs"],
-            "perturb": list(args.perturb), "method": args.method, "sigma": args.sigma, "seed": args.seed}
+            "perturb": list(args.perturb), "method": args.method, "sigma": args.sigma, "seed": args.seed,
+            "precision": getattr(args, "precision", "fp32")}
     meta_path = args.out.with_name(args.out.name + ".json")
     done: dict = {}
     if args.out.exists():
         done = _read_episodes(args.out)
         if meta_path.exists():
-            old = json.loads(meta_path.read_text()).get("settings", {})
+            old = {**RESUME_DEFAULTS, **json.loads(meta_path.read_text()).get("settings", {})}
             diff = {k: (old.get(k), meta[k]) for k in RESUME_KEYS if old.get(k) != meta[k]}
             if diff:
                 raise ValueError(f"--out {args.out} was written with other settings {diff}; use another --out")
@@ -216,18 +257,35 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return make_env(r["env_id"], r["env_kwargs"])
 
     noise = MaskedNoise(certifier, policy.layout)
+    kinds = (("smoothed", noise), ("clean", None))
+    todos = {kind: [i for i in range(args.episodes) if (kind, i) not in done] for kind, _ in kinds}
     with open(args.out, "a") as f:
         if fresh:
             print(EPISODE_HEADER, file=f, flush=True)
-        for kind, nz in (("smoothed", noise), ("clean", None)):
-            todo = [i for i in range(args.episodes) if (kind, i) not in done]
-            with tqdm(total=len(todo), disable=args.no_progress, unit="episode", desc=f"{kind} episodes") as bar:
-                def record(ep, kind=kind, bar=bar) -> None:
-                    print(f"{kind}\t{ep.idx}\t{ep.ret:.10g}\t{ep.length}\t{ep.success:g}", file=f, flush=True)
-                    done[(kind, ep.idx)] = (ep.ret, ep.length, ep.success)
-                    bar.update(1)
 
-                rollout(policy, make, todo, seed=args.seed, noise=nz, num_envs=args.num_envs, on_episode=record)
+        def write(row: tuple[str, int, float, int, float], bar: Any) -> None:
+            k, idx, ret, length, success = row
+            print(f"{k}\t{idx}\t{ret:.10g}\t{length}\t{success:g}", file=f, flush=True)
+            done[(k, idx)] = (ret, length, success)
+            bar.update(1)
+
+        if getattr(args, "ray", False):
+            from rlcert.certify.distributed import run_sharded
+
+            size = max(1, args.num_envs)  # one task: the episodes one process steps together
+            tasks = [(kind, todo[i: i + size]) for kind, todo in todos.items() for i in range(0, len(todo), size)]
+            with tqdm(total=sum(map(len, todos.values())), disable=args.no_progress, unit="episode",
+                      desc="episodes (ray)") as bar:
+                if tasks:
+                    run_sharded(EpisodeWorker, args, tasks, lambda rows: [write(row, bar) for row in rows],
+                                args.workers, args.address)
+        else:
+            for kind, nz in kinds:
+                with tqdm(total=len(todos[kind]), disable=args.no_progress, unit="episode",
+                          desc=f"{kind} episodes") as bar:
+                    rollout(policy, make, todos[kind], seed=args.seed, noise=nz, num_envs=args.num_envs,
+                            on_episode=lambda ep, kind=kind, bar=bar: write((kind, ep.idx, ep.ret, ep.length,
+                                                                             ep.success), bar))
 
     summary: dict[str, Any] = {"settings": meta}
     if args.episodes > 0:
