@@ -192,12 +192,13 @@ class FleetDQN(FleetAlgorithm):
         greedy = self.act({k: v.unsqueeze(1) for k, v in obs.items()})[:, 0]
         return th.where(u < self.exploration_rate, random_a, greedy)
 
-    def on_step(self, num_timesteps: int, total_timesteps: int) -> None:
+    def on_step(self, num_timesteps: int, total_timesteps: int | None) -> None:
         """SB3 DQN's ``_on_step`` (one env): target update every ``target_update_interval`` steps, exploration rate
-        from the progress."""
+        from the progress (kept as is outside ``learn``, where there is no run length)."""
         if num_timesteps % self.cfg.target_update_interval == 0:
             polyak([self.q_net], [self.q_net_target], self.tau)
-        self.exploration_rate = self.cfg.exploration_rate(1.0 - num_timesteps / max(total_timesteps, 1))
+        if total_timesteps:
+            self.exploration_rate = self.cfg.exploration_rate(1.0 - num_timesteps / total_timesteps)
 
     # ----- one gradient step -----------------------------------------------------------------------------------
     def update(self, batch: Batch, generators: list[th.Generator] | None = None, gradient_step: int = 0

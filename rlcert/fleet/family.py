@@ -145,9 +145,11 @@ class FleetAlgorithm(abc.ABC):
         """(stacked net, member index, the agent's ``nn.Linear`` layers) pairs mapping member k onto ``model`` (an
         instance of the config's agent class), for :mod:`rlcert.fleet.export`."""
 
-    def on_step(self, num_timesteps: int, total_timesteps: int) -> None:
-        """Called after every collected env step (SB3's ``_on_step``; override: e.g. DQN's target-network interval
-        and exploration schedule). ``total_timesteps``: the run's length (``Fleet.learn``)."""
+    def on_step(self, num_timesteps: int, total_timesteps: int | None) -> None:
+        """Called after every collected env step, once the transition is stored (SB3's ``_on_step``: e.g. DQN's
+        target update every ``target_update_interval`` steps and its exploration schedule, evaluated at progress
+        remaining ``1 - num_timesteps / total_timesteps``). ``total_timesteps`` is the current ``learn`` call's
+        target (None outside ``learn``). Default: nothing."""
 
     # --- plugging into the config check (rlcert.fleet.config.unsupported_reason) --------------------------------
     env_ids: tuple[str, ...] = ("rlcert/ContinuousSeek-v0",)  # the gymnasium ids of the envs the family trains on

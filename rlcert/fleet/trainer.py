@@ -48,7 +48,7 @@ class Fleet:
                                     self.env.goal_dim, self.env.action_dim, schedule.n_sampled_goal, schedule.her,
                                     self.device, self.env.achieved_dim)
         self.num_timesteps = 0
-        self.total_timesteps = 1  # the run's length, set by learn (schedules such as DQN's exploration read it)
+        self.total_timesteps: int | None = None  # the current learn() call's target
         self.trained_through = 0  # the last env step whose training (if due) is done
         self.obs: dict[str, th.Tensor] | None = None
 

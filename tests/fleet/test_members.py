@@ -36,8 +36,9 @@ def test_member_alone_equals_member_among_others_at_full_width(tiny, tmp_path, a
     assert not all(th.equal(a, c) for a, c in zip(member_params(alone, 0), member_params(crowd, 2), strict=True))
 
 
-def test_resume_from_state_equals_uninterrupted_run(tiny, tmp_path):
-    config = tiny(tmp_path)
+@pytest.mark.parametrize("algo", ["ReenGAGEDDPG", "ReenGAGESAC"])
+def test_resume_from_state_equals_uninterrupted_run(tiny, tmp_path, algo):
+    config = tiny(tmp_path, algo=algo, **({"action_noise": None} if "SAC" in algo else {}))
     straight = make_fleet(config, [0, 1])
     straight.learn(45)
     first = make_fleet(config, [0, 1])
@@ -48,6 +49,8 @@ def test_resume_from_state_equals_uninterrupted_run(tiny, tmp_path):
     second.learn(45)
     for a, b in zip(member_params(straight, 1), member_params(second, 1), strict=True):
         assert th.equal(a, b)
+    if "SAC" in algo:  # the tuned entropy coefficient is part of the state
+        assert th.equal(straight.agent.log_ent_coef, second.agent.log_ent_coef)
 
 
 @pytest.mark.parametrize("train_freq,gradient_steps,starts,total", [(1, 1, 25, 60), (4, 2, 25, 60), (3, -1, 10, 31)])
