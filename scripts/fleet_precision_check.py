@@ -29,7 +29,7 @@ EXPERIMENTS = {
                                      ["algo_kwargs.goal_reduction=mean"]),
     "Bit-Flipping n=40 DQN+HER": ("configs/bit_flipping_n40_dqn_her.yaml", 100_000, 10_000, []),
 }
-TINY = ["algo_kwargs.learning_starts=30", "algo_kwargs.batch_size=16", "eval.episodes=5"]
+TINY = ["algo_kwargs.learning_starts=45", "algo_kwargs.batch_size=16", "eval.episodes=5"]
 
 
 def read_rates(run_dir: Path) -> dict[int, float]:
