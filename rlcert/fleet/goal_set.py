@@ -21,10 +21,11 @@ One :meth:`FleetMultiReenGAGE.update` is, for every member k, the update of
 
 The training loop is :class:`rlcert.fleet.trainer.Fleet`'s (SB3's off-policy schedule; exploration is
 :meth:`rlcert.fleet.td3.FleetTD3.explore`: uniform warm-up, the actor plus Gaussian action noise in the scaled action
-space) with a plain replay (no HER for goal sets, as the agents; the goal set stored flat); the envs are the torch
-twins with SB3's action unscaling to the env's Box (:func:`scaled_action_env`; DriveSeek: radians). Settings are
-read from a probe of the config's agent (``DeepSetsTD3Policy``). Not supported: the DriveSeek CNN variant
-(:meth:`FleetMultiReenGAGE.config_reason`).
+space) with a plain replay (no HER for goal sets, as the agents; the goal set stored flat; one difference from SB3's
+``DictReplayBuffer``: transitions of the episode still running are not sampled, as in SB3's HER buffer); the envs are
+the torch twins with SB3's action unscaling to the env's Box (:func:`scaled_action_env`; DriveSeek: radians).
+Settings are read from a probe of the config's agent (``DeepSetsTD3Policy``). Not supported: the DriveSeek CNN
+variant (:meth:`FleetMultiReenGAGE.config_reason`).
 """
 
 from __future__ import annotations
