@@ -26,7 +26,9 @@ The math is the agents' (:mod:`rlcert.agents.goal_gradient`: ``affine``, ``relu_
 Adding a family: subclass :class:`~rlcert.fleet.family.FleetAlgorithm` (``settings_from_agent``, ``act``,
 ``explore``, ``update``, ``modules``, ``optimizers``, ``member_pairs``; optionally ``on_step``, ``extra_state``;
 member k draws only from ``generators[k]``), register its algo names in ``FAMILIES`` and, if needed, its torch env
-in ``TORCH_ENVS``. ``Fleet(settings, schedule, seeds, env_cls, env_kwargs, family)`` then trains it.
+in ``TORCH_ENVS``; set ``env_ids`` (the envs it trains on) and, for configs other than MultiInputPolicy MLPs,
+``standard_config = False`` with its own ``config_reason``. ``Fleet(settings, schedule, seeds, env_cls, env_kwargs,
+family)`` then trains it.
 Members are independent: member k's parameters are bit-identical whatever the other members (tested at width 256).
 """
 
