@@ -36,6 +36,20 @@ def test_member_alone_equals_member_among_others_at_full_width(tiny, tmp_path, a
     assert not all(th.equal(a, c) for a, c in zip(member_params(alone, 0), member_params(crowd, 2), strict=True))
 
 
+def test_member_alone_equals_member_among_others_at_table_sizes(tiny, tmp_path):
+    """The same at ContinuousSeek d = 10 with batch 512 (Table G.2's ReenGAGE size), 30 updates: matmul shapes that
+    depend on the other members (e.g. each member's masked rows padded to the crowd's largest count) fail this."""
+    config = tiny(tmp_path, algo="ReenGAGEDDPG", policy_kwargs={"net_arch": [256, 256]}, batch_size=512,
+                  learning_starts=100, total=200)
+    config["env_kwargs"] = {"d": 10, "max_steps": 10}
+    alone = make_fleet(config, [3])
+    crowd = make_fleet(config, [0, 1, 3, 7, 9])
+    alone.learn(130)
+    crowd.learn(130)
+    for a, c in zip(member_params(alone, 0), member_params(crowd, 2), strict=True):
+        assert th.equal(a, c)
+
+
 @pytest.mark.parametrize("algo", ["ReenGAGEDDPG", "ReenGAGESAC"])
 def test_resume_from_state_equals_uninterrupted_run(tiny, tmp_path, algo):
     config = tiny(tmp_path, algo=algo, **({"action_noise": None} if "SAC" in algo else {}))
