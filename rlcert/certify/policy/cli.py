@@ -203,12 +203,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     done: dict = {}
     if args.out.exists():
         done = _read_episodes(args.out)
+        if done and not meta_path.exists():
+            raise ValueError(f"--out {args.out} holds episodes but no settings record {meta_path.name}; "
+                             "use another --out")
         if meta_path.exists():
             old = json.loads(meta_path.read_text()).get("settings", {})
             diff = {k: (old.get(k), meta[k]) for k in RESUME_KEYS if old.get(k) != meta[k]}
             if diff:
                 raise ValueError(f"--out {args.out} was written with other settings {diff}; use another --out")
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    if not meta_path.exists():  # the settings go first, so an interrupted run can only be resumed with them
+        meta_path.write_text(json.dumps({"settings": meta}, indent=1) + "\n")
     fresh = not args.out.exists() or args.out.stat().st_size == 0
     t0 = time.perf_counter()
 
