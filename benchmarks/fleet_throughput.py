@@ -69,7 +69,7 @@ def sb3_bytes(model) -> int:
 
 def sb3_rate(cfg: dict, steps: int) -> tuple[float, int]:
     """(env-steps per second of one SB3 run after learning_starts, training every step; bytes per run)."""
-    from rlcert.train import build_algo_kwargs, make_env, resolve_algo
+    from rlcert.training import build_algo_kwargs, make_env, resolve_algo
 
     env = make_env(cfg["env"], cfg["env_kwargs"])
     kw = build_algo_kwargs(cfg, env.action_space)

@@ -34,7 +34,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Rows", "SettingsMismatch", "atomic_path", "deferred_interrupt", "ensure_settings", "read_json",
+__all__ = ["Rows", "SettingsMismatch", "atomic_path", "compare_settings", "deferred_interrupt", "ensure_settings",
+           "read_json",
            "run_command", "settings_diff", "write_json_atomic", "write_text_atomic"]
 
 
@@ -110,42 +111,74 @@ def settings_diff(old: Mapping[str, Any], new: Mapping[str, Any], ignore: Iterab
                                                                        or old[k] != new[k]))
 
 
+def _load_settings(path: Path, key: str | None, read: Callable[[Path], Any] | None) -> tuple[dict, Any]:
+    stored = read(path) if read is not None else read_json(path)
+    old = stored.get(key, {}) if key is not None and isinstance(stored, dict) else stored
+    if old is None:
+        old = {}
+    if not isinstance(old, dict):
+        raise SettingsMismatch(f"{path} does not hold a settings mapping; use another output or delete it")
+    return old, stored
+
+
+def compare_settings(path: str | Path, settings: Mapping[str, Any], *, what: str | None = None,
+                     ignore: Iterable[str] = (), key: str | None = None,
+                     diff: Callable[[Mapping[str, Any], Mapping[str, Any]], Sequence[str]] | None = None,
+                     read: Callable[[Path], Any] | None = None, have_results: bool = False) -> bool:
+    """Compare ``settings`` with those stored in ``path`` without writing anything; returns True when ``path``
+    exists (and matches). Raises :class:`SettingsMismatch` (one line naming the differing keys) on a difference,
+    or when ``have_results`` is true but ``path`` is missing (results whose settings are unknown cannot be
+    resumed). See :func:`ensure_settings` for the arguments."""
+    path = Path(path)
+    what = what or str(path)
+    if not path.exists():
+        if have_results:
+            raise SettingsMismatch(f"{what} holds results but no settings record {path.name}; use another output "
+                                   "or delete it")
+        return False
+    old, _ = _load_settings(path, key, read)
+    keys = list(diff(old, settings)) if diff is not None else settings_diff(old, settings, ignore)
+    if keys:
+        shown = "; ".join(f"{k}: {_short(old.get(k))} -> {_short(settings.get(k))}" for k in keys[:4])
+        raise SettingsMismatch(f"{what} was written with other settings (keys {keys}: {shown}); use another "
+                               "output or delete it")
+    return True
+
+
 def ensure_settings(path: str | Path, settings: Mapping[str, Any], *, what: str | None = None,
                     ignore: Iterable[str] = (), key: str | None = None,
                     diff: Callable[[Mapping[str, Any], Mapping[str, Any]], Sequence[str]] | None = None,
-                    update: bool = False) -> bool:
-    """Write ``settings`` to the JSON file ``path`` before the first result, or compare them on resume.
+                    update: bool = False, have_results: bool = False, read: Callable[[Path], Any] | None = None,
+                    dump: Callable[[Any], str] | None = None) -> bool:
+    """Write ``settings`` to ``path`` before the first result, or compare them on resume (:func:`compare_settings`).
 
     Returns True when ``path`` already existed (a resume) and matched. A mismatch raises
-    :class:`SettingsMismatch` (one line: ``"{what} was written with other settings (keys [...]): old -> new; use
-    another output or delete it"``); nothing is written then. ``key``: the settings live under this key of the
-    JSON object (other keys, e.g. results written at the end, are kept). ``ignore``: keys allowed to change
+    :class:`SettingsMismatch` (one line: ``"{what} was written with other settings (keys [...]: old -> new);
+    use another output or delete it"``); nothing is written then. ``key``: the settings live under this key of the
+    stored mapping (other keys, e.g. results written at the end, are kept). ``ignore``: keys allowed to change
     (e.g. a budget); with ``update`` the stored settings are then rewritten with the new values. ``diff``: a
-    custom comparison returning the differing keys (default :func:`settings_diff`)."""
+    custom comparison returning the differing keys (default :func:`settings_diff`). ``have_results``: the
+    outputs already hold results (a missing settings file is then refused). ``read`` / ``dump``: file format
+    (default JSON; e.g. ``yaml.safe_load`` of the text / ``yaml.safe_dump``). Writes are atomic."""
     path = Path(path)
-    what = what or str(path)
-    if path.exists():
-        stored = read_json(path)
-        old = stored.get(key, {}) if key is not None and isinstance(stored, dict) else stored
-        if not isinstance(old, dict):
-            raise SettingsMismatch(f"{path} does not hold a settings mapping; use another output or delete it")
-        keys = list(diff(old, settings)) if diff is not None else settings_diff(old, settings, ignore)
-        if keys:
-            shown = "; ".join(f"{k}: {_short(old.get(k))} -> {_short(settings.get(k))}" for k in keys[:4])
-            raise SettingsMismatch(f"{what} was written with other settings (keys {keys}: {shown}); use another "
-                                   "output or delete it")
+    exists = compare_settings(path, settings, what=what, ignore=ignore, key=key, diff=diff, read=read,
+                              have_results=have_results)
+    if exists:
+        old, stored = _load_settings(path, key, read)
         if update and _plain(dict(old)) != _plain(dict(settings)):
-            _write_settings(path, settings, key, stored)
+            _write_settings(path, settings, key, stored, dump)
         return True
-    _write_settings(path, settings, key, {})
+    _write_settings(path, settings, key, {}, dump)
     return False
 
 
-def _write_settings(path: Path, settings: Mapping[str, Any], key: str | None, stored: Any) -> None:
-    if key is None:
-        write_json_atomic(path, dict(settings))
+def _write_settings(path: Path, settings: Mapping[str, Any], key: str | None, stored: Any,
+                    dump: Callable[[Any], str] | None) -> None:
+    obj = dict(settings) if key is None else {**(stored if isinstance(stored, dict) else {}), key: dict(settings)}
+    if dump is None:
+        write_json_atomic(path, obj)
     else:
-        write_json_atomic(path, {**(stored if isinstance(stored, dict) else {}), key: dict(settings)})
+        write_text_atomic(path, dump(obj))
 
 
 def _short(v: Any, width: int = 60) -> str:

@@ -145,3 +145,20 @@ def test_ctrl_c_in_a_subprocess_is_one_line_exit_130(tmp_path):
     out, err = p.communicate(timeout=30)
     assert p.returncode == 130
     assert err.strip() == "demo-cmd: interrupted; rerun to resume"
+
+
+def test_results_without_settings_are_refused_and_yaml_format(tmp_path):
+    import yaml
+
+    from rlcert.runs import compare_settings
+
+    path = tmp_path / "config.yaml"
+    with pytest.raises(SettingsMismatch, match="no settings record config.yaml"):
+        ensure_settings(path, {"a": 1}, have_results=True)
+    assert not path.exists()
+    read = lambda p: yaml.safe_load(p.read_text())  # noqa: E731
+    ensure_settings(path, {"a": 1, "b": [1, 2]}, read=read, dump=yaml.safe_dump)
+    assert yaml.safe_load(path.read_text()) == {"a": 1, "b": [1, 2]}
+    assert compare_settings(path, {"a": 1, "b": [1, 2]}, read=read)
+    with pytest.raises(SettingsMismatch, match=r"keys \['b'\]"):
+        compare_settings(path, {"a": 1, "b": [1, 3]}, read=read)

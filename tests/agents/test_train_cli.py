@@ -10,7 +10,7 @@ import rlcert  # noqa: F401
 from rlcert import cli
 from rlcert.agents import ReenGAGEDDPG
 from rlcert.plots import load_curves
-from rlcert.train import load_config
+from rlcert.training import load_config
 
 CONFIG = {
     "algo": "ReenGAGEDDPG", "policy": "MultiInputPolicy", "env": "rlcert/ContinuousSeek-v0", "env_kwargs": {"d": 2},

@@ -87,7 +87,9 @@ def test_changed_config_and_bad_values_are_refused_before_writing(tmp_path, caps
     manifest = (sweep_dir / "sweep.json").read_text()
     capsys.readouterr()
     assert sweep_main(["--config", str(path), "--sequential", "--no-progress"]) == 2
-    assert "different config" in capsys.readouterr().err and (sweep_dir / "sweep.json").read_text() == manifest
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "other settings (keys ['eval']" in err[0]
+    assert (sweep_dir / "sweep.json").read_text() == manifest
 
 
 def test_without_ray_the_command_says_how_to_install_it(tmp_path, capsys, monkeypatch):
@@ -182,4 +184,4 @@ def test_interrupted_ray_run_ends_with_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray.tune", type(sys)("ray.tune"))
     assert sweep_main(["--config", str(path), "--no-progress"]) == 130
     err = capsys.readouterr().err.strip()
-    assert err.splitlines() == ["interrupted: finished seeds are kept; rerun the same command to resume"]
+    assert err.splitlines() == ["rlcert sweep: interrupted; finished seeds are kept; rerun the same command to resume"]

@@ -33,8 +33,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+import yaml
+from tqdm.auto import tqdm
 
-EPISODE_HEADER = "kind\tidx\treturn\tlength\tsuccess"
+from rlcert import runs
+from rlcert.certify.core.checks import check_count, check_positive
+from rlcert.certify.core.stats import check_alpha
+from rlcert.certify.policy import episodes
+from rlcert.certify.policy.adaptor import PolicyFunction, load_model
+from rlcert.certify.policy.noise import NOISE_METHODS, MaskedNoise, make_certifier
+from rlcert.certify.policy.plot import plot_action_bounds, plot_certified_return, plot_radii
+from rlcert.certify.policy.returns import certify_return_cp, certify_return_dkw, integer_levels, total_budget
+from rlcert.certify.policy.steps import Ball, certified_set_radius, certify_continuous, certify_discrete
+from rlcert.envs import BitFlippingEnv, ContinuousSeekEnv
+from rlcert.training import make_env
+
+EPISODE_FIELDS = ("kind", "idx", "return", "length", "success")
+EPISODE_HEADER = "\t".join(EPISODE_FIELDS)
 RESUME_KEYS = ("model", "algo", "env", "env_kwargs", "perturb", "method", "sigma", "seed")
 
 
@@ -84,8 +100,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def known_return_range(env: Any) -> tuple[float, float] | None:
     """(r_min, r_max) for rlcert's ContinuousSeek and Bit-Flipping (reward -1 or 0 per step, max_steps steps)."""
-    from rlcert.envs import BitFlippingEnv, ContinuousSeekEnv
-
     u = env.unwrapped
     if isinstance(u, (ContinuousSeekEnv, BitFlippingEnv)):
         return -float(u.max_steps), 0.0
@@ -94,15 +108,6 @@ def known_return_range(env: Any) -> tuple[float, float] | None:
 
 def _resolve(args: argparse.Namespace) -> dict[str, Any]:
     """Validate everything and load the model; raises ValueError (one line) before anything is written."""
-    import torch
-    import yaml
-
-    from rlcert.certify.core.checks import check_count, check_positive
-    from rlcert.certify.core.stats import check_alpha
-    from rlcert.certify.policy.adaptor import PolicyFunction, load_model
-    from rlcert.certify.policy.noise import NOISE_METHODS, make_certifier
-    from rlcert.train import make_env
-
     check_positive(args.sigma, "--sigma")
     if args.method not in NOISE_METHODS:
         raise ValueError(f"--method must be one of {NOISE_METHODS}, got {args.method!r}")
@@ -167,72 +172,39 @@ def _resolve(args: argparse.Namespace) -> dict[str, Any]:
                 r_max=r_max, radii=radii, horizon=horizon, certifier=certifier, env=env)
 
 
-def _read_episodes(path: Path) -> dict[tuple[str, int], tuple[float, int, float]]:
-    text = path.read_text()
-    if not text:
-        return {}
-    if not text.endswith("\n"):  # killed mid-write: drop the partial row
-        text = text[: text.rfind("\n") + 1]
-        path.write_text(text)
-    lines = text.splitlines()
-    if not lines or lines[0] != EPISODE_HEADER:
-        raise ValueError(f"--out {path} exists but is not an episode TSV with header {EPISODE_HEADER!r}")
-    out = {}
-    for line in lines[1:]:
-        kind, idx, ret, length, succ = line.split("\t")
-        out[(kind, int(idx))] = (float(ret), int(length), float(succ))
-    return out
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Run the certification described by ``args``; returns the JSON summary (also written to <out>.json)."""
-    import torch
-    from tqdm.auto import tqdm
+    """Run the certification described by ``args``; returns the JSON summary (also written to <out>.json).
 
-    from rlcert.certify.policy.episodes import rollout, visited_observations
-    from rlcert.certify.policy.noise import MaskedNoise
-    from rlcert.certify.policy.returns import certify_return_cp, certify_return_dkw, integer_levels, total_budget
-    from rlcert.certify.policy.steps import Ball, certified_set_radius, certify_continuous, certify_discrete
-    from rlcert.train import make_env
-
+    The settings (:data:`RESUME_KEYS`) are written to ``<out>.json`` before the first episode and compared on
+    resume (:mod:`rlcert.runs`); the episode rows are append-only, a partial last row is dropped."""
     r = _resolve(args)
     policy, certifier = r["policy"], r["certifier"]
     meta = {"model": str(args.model), "algo": str(r["algo"]), "env": r["env_id"], "env_kwargs": r["env_kwargs"],
             "perturb": list(args.perturb), "method": args.method, "sigma": args.sigma, "seed": args.seed}
     meta_path = args.out.with_name(args.out.name + ".json")
-    done: dict = {}
-    if args.out.exists():
-        done = _read_episodes(args.out)
-        if done and not meta_path.exists():
-            raise ValueError(f"--out {args.out} holds episodes but no settings record {meta_path.name}; "
-                             "use another --out")
-        if meta_path.exists():
-            old = json.loads(meta_path.read_text()).get("settings", {})
-            diff = {k: (old.get(k), meta[k]) for k in RESUME_KEYS if old.get(k) != meta[k]}
-            if diff:
-                raise ValueError(f"--out {args.out} was written with other settings {diff}; use another --out")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    if not meta_path.exists():  # the settings go first, so an interrupted run can only be resumed with them
-        meta_path.write_text(json.dumps({"settings": meta}, indent=1) + "\n")
-    fresh = not args.out.exists() or args.out.stat().st_size == 0
+    if args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a directory; give a file name")
+    table = runs.Rows(args.out, EPISODE_FIELDS, delimiter="\t")
+    runs.ensure_settings(meta_path, meta, key="settings", what=f"--out {args.out}", have_results=len(table) > 0,
+                         diff=lambda old, new: runs.settings_diff({k: old.get(k) for k in RESUME_KEYS},
+                                                                  {k: new.get(k) for k in RESUME_KEYS}))
+    done = {(r["kind"], int(r["idx"])): (float(r["return"]), int(r["length"]), float(r["success"])) for r in table}
     t0 = time.perf_counter()
 
     def make() -> Any:
         return make_env(r["env_id"], r["env_kwargs"])
 
     noise = MaskedNoise(certifier, policy.layout)
-    with open(args.out, "a") as f:
-        if fresh:
-            print(EPISODE_HEADER, file=f, flush=True)
-        for kind, nz in (("smoothed", noise), ("clean", None)):
-            todo = [i for i in range(args.episodes) if (kind, i) not in done]
-            with tqdm(total=len(todo), disable=args.no_progress, unit="episode", desc=f"{kind} episodes") as bar:
-                def record(ep, kind=kind, bar=bar) -> None:
-                    print(f"{kind}\t{ep.idx}\t{ep.ret:.10g}\t{ep.length}\t{ep.success:g}", file=f, flush=True)
-                    done[(kind, ep.idx)] = (ep.ret, ep.length, ep.success)
-                    bar.update(1)
+    for kind, nz in (("smoothed", noise), ("clean", None)):
+        todo = [i for i in range(args.episodes) if (kind, i) not in done]
+        with tqdm(total=len(todo), disable=args.no_progress, unit="episode", desc=f"{kind} episodes") as bar:
+            def record(ep, kind=kind, bar=bar) -> None:
+                table.append([kind, ep.idx, f"{ep.ret:.10g}", ep.length, f"{ep.success:g}"])
+                done[(kind, ep.idx)] = (ep.ret, ep.length, ep.success)
+                bar.update(1)
 
-                rollout(policy, make, todo, seed=args.seed, noise=nz, num_envs=args.num_envs, on_episode=record)
+            episodes.rollout(policy, make, todo, seed=args.seed, noise=nz, num_envs=args.num_envs,
+                             on_episode=record)
 
     summary: dict[str, Any] = {"settings": meta}
     if args.episodes > 0:
@@ -256,7 +228,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     # ---- per-step certificates at observations the clean policy visits -----------------------------------
     if args.steps > 0:
-        x = visited_observations(policy, make, args.steps, args.seed, r["horizon"])
+        x = episodes.visited_observations(policy, make, args.steps, args.seed, r["horizon"])
         steps: dict[str, Any] = {"observations": args.steps, "n": args.n, "alpha": args.step_alpha}
         if policy.discrete:
             certs = certify_discrete(policy, certifier, x, seeds=list(range(args.steps)))
@@ -278,7 +250,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "upper": hi.tolist(), "ball_radius": certified_set_radius(b, Ball(b.clean, args.ball))})
         summary["steps"] = steps
     summary["seconds"] = time.perf_counter() - t0
-    meta_path.write_text(json.dumps(summary, indent=1) + "\n")
+    runs.write_json_atomic(meta_path, summary)
     if args.plot_dir is not None:
         summary["plots"] = [str(p) for p in write_plots(summary, args.plot_dir, policy.discrete)]
     return summary
@@ -299,8 +271,6 @@ def _least_saturated(per_observation: list[dict], low: list[float], high: list[f
 
 def write_plots(summary: dict[str, Any], folder: Path, discrete: bool) -> list[Path]:
     """The PNGs of a summary: action bounds (or radii) vs radius, certified return vs eps."""
-    from rlcert.certify.policy.plot import plot_action_bounds, plot_certified_return, plot_radii
-
     folder.mkdir(parents=True, exist_ok=True)
     s = summary["settings"]
     tag = f"{s['env'].split('/')[-1]}, {s['algo']}, {s['method']} sigma={s['sigma']} on {'+'.join(s['perturb'])}"
@@ -332,22 +302,18 @@ def write_plots(summary: dict[str, Any], folder: Path, discrete: bool) -> list[P
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        summary = run(args)
-    except ValueError as e:
-        print(f"rlcert certify-policy: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"rlcert certify-policy: interrupted; finished episodes are kept in {args.out} (rerun to resume)",
-              file=sys.stderr)
-        return 130
+    return runs.run_command("rlcert certify-policy", lambda: _main(args),
+                            f"finished episodes are kept in {args.out} (rerun to resume)")
+
+
+def _main(args: argparse.Namespace) -> int:
+    summary = run(args)
     rt = summary.get("return")
     if rt:
         cert = ", ".join(f"eps={e:g}: {v:.3f}" for e, v in zip(rt["eps"], rt["dkw"]))
         print(f"clean return {rt['clean_mean']:.3f}, smoothed {rt['smoothed_mean']:.3f}; certified (DKW) {cert}")
     print(f"-> {args.out}.json" + (f", plots in {args.plot_dir}" if args.plot_dir else ""))
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

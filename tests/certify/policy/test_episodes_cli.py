@@ -86,7 +86,8 @@ def test_constant_policy_certified_return_equals_its_true_return_at_eps_zero():
 
 
 def test_smoothed_training_config_wraps_the_training_env(tmp_path):
-    from rlcert.train import load_config, make_train_env, train
+    from rlcert.train import train
+    from rlcert.training import load_config, make_train_env
 
     cfg = {"name": "tiny", "algo": "DDPG", "env": "rlcert/ContinuousSeek-v0", "env_kwargs": {"d": 2},
            "total_timesteps": 120, "observation_noise": {"sigma": 0.1, "perturb": ["desired_goal"]},
