@@ -253,6 +253,12 @@ class Rows:
         reader = csv.reader([line[:-1] for line in lines], delimiter=self.delimiter)
         self._rows.extend(dict(zip(self.fields, r, strict=False)) for r in reader)
 
+    def create(self) -> None:
+        """Write the header now if the file is missing or empty (e.g. a run with nothing to do still leaves a
+        readable table)."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            write_text_atomic(self.path, self._header + "\n")
+
     def keep(self, predicate: Callable[[dict[str, str]], bool]) -> int:
         """Keep only the rows for which ``predicate`` holds (atomic rewrite, only when some row goes); returns
         how many were dropped."""

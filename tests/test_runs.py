@@ -162,3 +162,13 @@ def test_results_without_settings_are_refused_and_yaml_format(tmp_path):
     assert compare_settings(path, {"a": 1, "b": [1, 2]}, read=read)
     with pytest.raises(SettingsMismatch, match=r"keys \['b'\]"):
         compare_settings(path, {"a": 1, "b": [1, 3]}, read=read)
+
+
+def test_rows_create_writes_the_header_once(tmp_path):
+    rows = Rows(tmp_path / "t.tsv", ["a", "b"], delimiter="\t")
+    rows.create()
+    rows.create()
+    assert (tmp_path / "t.tsv").read_text() == "a\tb\n"
+    rows.append([1, 2])
+    rows.create()
+    assert (tmp_path / "t.tsv").read_text() == "a\tb\n1\t2\n"

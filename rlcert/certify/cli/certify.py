@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import math
 import sys
 import time
@@ -34,10 +33,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 import rlcert.certify  # noqa: F401  (registers every method)
+from rlcert import runs
 from rlcert.certify.cli.data import load_data
-from rlcert.certify.cli.tsv import HEADER, format_row, read_done
+from rlcert.certify.cli.tsv import COLUMNS, format_row
 from rlcert.certify.core.certifier import Certifier
 from rlcert.certify.core.checks import check_count
 from rlcert.certify.core.classifier import BaseClassifier
@@ -213,28 +214,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     meta["method_args"] = {a: str(v) for a, v in sorted(vars(args).items())  # unset (None) flags are left out,
                            if v is not None and a not in vars(build_parser().parse_args(["--out", "o"]))}
     meta_path = args.out.with_name(args.out.name + ".json")
-    done: set[int] = set()
-    if args.out.exists():
-        done = read_done(args.out)
-        if meta_path.exists():
-            diff = settings_diff(json.loads(meta_path.read_text()), meta)
-            if diff:
-                raise ValueError(f"--out {args.out} was written with other settings {diff}; use another --out")
+    if args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a directory; give a file name")
+    table = runs.Rows(args.out, COLUMNS, delimiter="\t")
+    # compared (one line naming the differing keys) before anything is written; stored before the first row
+    runs.compare_settings(meta_path, meta, what=f"--out {args.out}", diff=settings_diff, have_results=len(table) > 0)
+    done = {int(i) for i in table.column("idx")}
     todo = [i for i in indices if i not in done]
     group = args.inputs_per_call or inputs_per_call(certifier, args.batch)
     if todo:
         certifier.validate_inputs(torch.as_tensor(x_all[todo]))  # range / grid / shape, before writing anything
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta_path.write_text(json.dumps(meta, indent=1) + "\n")
-    fresh = not args.out.exists() or args.out.stat().st_size == 0
-    from tqdm.auto import tqdm
-
+    runs.ensure_settings(meta_path, meta, what=f"--out {args.out}", diff=settings_diff, update=True)
+    table.create()
     t_start = time.perf_counter()
-    with open(args.out, "a") as f, tqdm(total=len(todo), disable=args.no_progress, unit="input",
-                                        desc=f"certify {args.method}") as bar:
-        if fresh:
-            print(HEADER, file=f, flush=True)
+    with tqdm(total=len(todo), disable=args.no_progress, unit="input", desc=f"certify {args.method}") as bar:
         for g in range(0, len(todo), group):
             idx = todo[g: g + group]
             xb = torch.as_tensor(x_all[idx], device=device)
@@ -244,9 +238,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             else:
                 certs = certifier.certify(classifier, xb)
             per_input = (time.perf_counter() - t0) / len(idx)
-            f.write("".join(format_row(i, int(y_all[i]), c.prediction, c.radius, per_input, c.p_lower, c.norm) + "\n"
-                            for i, c in zip(idx, certs)))
-            f.flush()
+            table.append(*(format_row(i, int(y_all[i]), c.prediction, c.radius, per_input, c.p_lower, c.norm)
+                           .split("\t") for i, c in zip(idx, certs)))
             bar.update(len(idx))
     summary = {"certified": len(todo), "skipped_done": len(indices) - len(todo), "out": str(args.out),
                "seconds": time.perf_counter() - t_start}
@@ -259,7 +252,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
-def settings_diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+def settings_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Settings that differ between two ``<out>.json`` records, compared flat (top-level keys and ``method_args``
     merged; unset values dropped), so a record written before a flag moved between the two (e.g. ``--sigma``
     before layout v2) or before a new optional flag existed still resumes when nothing it recorded changed."""
@@ -269,13 +262,13 @@ def settings_diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[A
         return out
 
     a, b = flat(old), flat(new)
-    return {k: (a[k], b[k]) for k in a.keys() & b.keys() if a[k] != b[k]}
+    return sorted(k for k in a.keys() & b.keys() if a[k] != b[k])
 
 
 def rows_kept(out: Path) -> int:
-    """Complete rows in a certification TSV (0 if it does not exist)."""
+    """Complete rows in a certification TSV (0 if it does not exist or is not one)."""
     try:
-        return len(read_done(out))
+        return len(runs.Rows(out, COLUMNS, delimiter="\t"))
     except (OSError, ValueError):
         return 0
 
@@ -294,20 +287,16 @@ def main(argv: list[str] | None = None) -> int:
     if refused:
         print(f"rlcert certify: error: {refused}", file=sys.stderr)
         return 2
-    try:
-        args = build_parser(known.method).parse_args(argv)
-        summary = run(args)
-    except ValueError as e:
-        print(f"rlcert certify: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        kept = rows_kept(known.out) if known.out is not None else 0
-        print(f"interrupted: {kept} rows kept; rerun to resume", file=sys.stderr, flush=True)
-        return 130
+    args = build_parser(known.method).parse_args(argv)
+    return runs.run_command("rlcert certify", lambda: _main(args),
+                            lambda: f"{rows_kept(args.out)} rows kept; rerun to resume")
+
+
+def _main(args: argparse.Namespace) -> int:
+    summary = run(args)
     print(f"certified {summary['certified']} inputs ({summary['skipped_done']} already done) "
           f"in {summary['seconds']:.1f} s -> {summary['out']}")
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())
