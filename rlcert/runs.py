@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import glob
 import io
 import json
 import os
@@ -55,9 +56,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; when the block ends without an exception the temporary file is
     fsync'ed and renamed onto ``path`` (``os.replace``), else removed. For writers that take a path
     (``torch.save``, SB3 ``model.save``): ``with atomic_path(ckpt) as tmp: torch.save(state, tmp)``.
-    The temporary name keeps ``path``'s suffix (SB3 appends ``.zip`` to names without it)."""
+    The temporary name keeps ``path``'s suffix (SB3 appends ``.zip`` to names without it); temporaries of
+    ``path`` left by a killed writer are removed first (one writer per path)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{glob.escape(path.stem)}.*.tmp{glob.escape(path.suffix)}"):
+        stale.unlink(missing_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
     tmp = Path(name)

@@ -97,10 +97,13 @@ def test_atomic_path_keeps_the_old_file_on_failure(tmp_path):
         tmp.write_text("half")
         raise RuntimeError("killed")
     assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]
+    (tmp_path / ".ckpt.x1y2.tmp.pt").write_text("left by a SIGKILL")
+    (tmp_path / ".other.x1y2.tmp.pt").write_text("another file's temporary")
     with atomic_path(path) as tmp:
         assert tmp.suffix == ".pt" and tmp.parent == tmp_path
         tmp.write_text("new")
-    assert path.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]
+    assert path.read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.x1y2.tmp.pt", "ckpt.pt"]
 
 
 def test_run_command_exit_codes(capsys):

@@ -78,11 +78,15 @@ def train_fleet(config: dict, seeds: list[int], resume: bool = False, progress: 
                for s in seeds]
     fleet = Fleet(settings, schedule, seeds, env_cls, config.get("env_kwargs") or {}, noise)
     resumed = resume and ckpt.exists()
-    if resumed:
+    if resume:
         for d, m in zip(run_dirs, members, strict=True):  # compared before anything is written
             runs.compare_settings(d / "config.yaml", m, what=str(d), ignore=MAY_CHANGE_ON_RESUME, read=_read_yaml)
+    if resumed:
         fleet.load_state_dict(th.load(ckpt, weights_only=False))
         print(f"resuming {len(seeds)} members from step {fleet.num_timesteps}")
+    elif resume:  # killed before the first checkpoint: start again (rows of that attempt are dropped below)
+        if any((d / "config.yaml").exists() for d in run_dirs):
+            print(f"no checkpoint {ckpt}; starting from scratch")
     else:
         taken = [d for d in run_dirs if d.exists() and any(d.iterdir())] + ([ckpt] if ckpt.exists() else [])
         if taken:
@@ -93,8 +97,8 @@ def train_fleet(config: dict, seeds: list[int], resume: bool = False, progress: 
         runs.ensure_settings(d / "config.yaml", m, what=str(d), ignore=MAY_CHANGE_ON_RESUME, update=True,
                              read=_read_yaml, dump=_dump_yaml)
     tables = [runs.Rows(d / "eval.csv", CSV_FIELDS) for d in run_dirs]
-    for t in tables:  # rows after the checkpoint are re-evaluated
-        t.keep(lambda r: int(r["timesteps"]) <= fleet.num_timesteps)
+    for t in tables:  # rows after the checkpoint are re-evaluated (all of them when there is no checkpoint)
+        t.keep(lambda r: resumed and int(r["timesteps"]) <= fleet.num_timesteps)
     state = ckpt.with_suffix(".json")  # {num_timesteps, wall_time_s} of the checkpoint
     wall = float(tables[0].rows[-1]["wall_time_s"]) if resumed and len(tables[0]) else 0.0
     if resumed and state.exists() and runs.read_json(state).get("num_timesteps") == fleet.num_timesteps:
@@ -130,7 +134,7 @@ def train_fleet(config: dict, seeds: list[int], resume: bool = False, progress: 
             stop.check(lambda: save(f))
 
         try:
-            if fleet.num_timesteps == 0 and not len(tables[0]):
+            if not resumed:  # (a checkpoint at step 0 is written after that step's evaluation)
                 evaluate_and_save(fleet)
             fleet.learn(total, callback)
         finally:
