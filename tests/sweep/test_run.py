@@ -111,7 +111,8 @@ def kill_mid_sweep(tmp_path, extra_args, sig=signal.SIGKILL, timeout=240):
                OMP_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, "-m", "rlcert.cli", "sweep", "--config", str(path), "--no-progress",
                              *extra_args], env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     t0 = time.time()
     try:
         while True:
@@ -155,6 +156,21 @@ def check_resumed(sweep_dir, rows_at_kill, finished):
 @pytest.mark.slow
 def test_kill_and_resume_sequential(tmp_path):
     path, sweep_dir, rows_at_kill, finished, _ = kill_mid_sweep(tmp_path, ["--sequential"])
+    assert sweep_main(["--config", str(path), "--sequential", "--no-progress"]) == 0
+    check_resumed(sweep_dir, rows_at_kill, finished)
+
+
+@pytest.mark.slow
+def test_ctrl_c_sequential_checkpoints_one_line_and_resumes(tmp_path, capsys):
+    """Ctrl-C mid-sweep: the running seed checkpoints its current step, one line, exit 130; a rerun finishes it and
+    a rerun with another config is refused."""
+    path, sweep_dir, rows_at_kill, finished, (rc, err) = kill_mid_sweep(tmp_path, ["--sequential"], signal.SIGINT)
+    assert rc == 130 and "Traceback" not in err
+    assert [line for line in err.strip().splitlines() if line.strip()] == [
+        "rlcert sweep: interrupted; finished seeds are kept; rerun the same command to resume"]
+    for f, before in rows_at_kill.items():
+        state = yaml.safe_load((f / "checkpoints" / "latest_state.json").read_text())
+        assert state["num_timesteps"] >= int(before[-1]["timesteps"])  # the current step, not the last evaluation
     assert sweep_main(["--config", str(path), "--sequential", "--no-progress"]) == 0
     check_resumed(sweep_dir, rows_at_kill, finished)
 
