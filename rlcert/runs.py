@@ -197,10 +197,14 @@ class Rows:
 
     Opening (the constructor) drops a partial last line left by a killed writer and refuses a file whose header
     differs (one-line ``ValueError``); the file and its header are created on the first :meth:`append`, so an
-    interrupted run never leaves a file without a header. Rows are dicts with string values when read."""
+    interrupted run never leaves a file without a header. Rows are dicts with string values when read.
+    ``readonly``: a view of a table another process may be writing: a partial last line is ignored, not removed,
+    and :meth:`append` / :meth:`keep` / :meth:`create` are refused."""
 
-    def __init__(self, path: str | Path, fields: Sequence[str], delimiter: str = ",", fsync: bool = True) -> None:
+    def __init__(self, path: str | Path, fields: Sequence[str], delimiter: str = ",", fsync: bool = True,
+                 readonly: bool = False) -> None:
         self.path, self.fields, self.delimiter, self.fsync = Path(path), list(fields), delimiter, fsync
+        self.readonly = readonly
         self._header = delimiter.join(self.fields)
         self._rows: list[dict[str, str]] = self._load()
 
@@ -210,7 +214,8 @@ class Rows:
         text = self.path.read_text()
         if text and not text.endswith("\n"):  # killed mid-write: drop the partial row (it is redone)
             text = text[: text.rfind("\n") + 1]
-            write_text_atomic(self.path, text)
+            if not self.readonly:
+                write_text_atomic(self.path, text)
         if not text:
             return []
         lines = text.splitlines()
@@ -219,6 +224,10 @@ class Rows:
                              "output or delete it")
         reader = csv.reader(lines[1:], delimiter=self.delimiter)
         return [dict(zip(self.fields, r, strict=False)) for r in reader if r]
+
+    def _writable(self) -> None:
+        if self.readonly:
+            raise ValueError(f"{self.path} was opened read-only")
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -244,6 +253,7 @@ class Rows:
 
     def append(self, *rows: Mapping[str, Any] | Sequence[Any]) -> None:
         """Append rows (mappings with every field, or sequences in field order) and flush them (one write)."""
+        self._writable()
         if not rows:
             return
         lines = [self._line(r) for r in rows]
@@ -260,12 +270,14 @@ class Rows:
     def create(self) -> None:
         """Write the header now if the file is missing or empty (e.g. a run with nothing to do still leaves a
         readable table)."""
+        self._writable()
         if not self.path.exists() or self.path.stat().st_size == 0:
             write_text_atomic(self.path, self._header + "\n")
 
     def keep(self, predicate: Callable[[dict[str, str]], bool]) -> int:
         """Keep only the rows for which ``predicate`` holds (atomic rewrite, only when some row goes); returns
         how many were dropped."""
+        self._writable()
         kept = [r for r in self._rows if predicate(r)]
         dropped = len(self._rows) - len(kept)
         if dropped:

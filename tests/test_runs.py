@@ -175,3 +175,13 @@ def test_rows_create_writes_the_header_once(tmp_path):
     rows.append([1, 2])
     rows.create()
     assert (tmp_path / "t.tsv").read_text() == "a\tb\n1\t2\n"
+
+
+def test_readonly_rows_leave_a_table_being_written_alone(tmp_path):
+    path = tmp_path / "eval.csv"
+    path.write_text("step,value\n0,1\n10,2")  # another process is writing the row of step 10
+    view = Rows(path, ["step", "value"], readonly=True)
+    assert view.column("step") == ["0"] and path.read_text().endswith("10,2")
+    for write in (lambda: view.append([1, 2]), lambda: view.keep(lambda r: False), view.create):
+        with pytest.raises(ValueError, match="read-only"):
+            write()

@@ -51,7 +51,8 @@ def seed_config(payload: dict[str, Any], seed: int) -> dict:
 
 def last_step(run_dir: Path) -> int:
     """Largest ``timesteps`` in ``run_dir/eval.csv`` (-1 when there is none)."""
-    return max((int(t) for t in runs.Rows(Path(run_dir) / "eval.csv", CSV_FIELDS).column("timesteps")), default=-1)
+    table = runs.Rows(Path(run_dir) / "eval.csv", CSV_FIELDS, readonly=True)  # a Ray worker may be writing it
+    return max((int(t) for t in table.column("timesteps")), default=-1)
 
 
 def seed_done(config: dict) -> bool:

@@ -268,7 +268,7 @@ def settings_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 def rows_kept(out: Path) -> int:
     """Complete rows in a certification TSV (0 if it does not exist or is not one)."""
     try:
-        return len(runs.Rows(out, COLUMNS, delimiter="\t"))
+        return len(runs.Rows(out, COLUMNS, delimiter="\t", readonly=True))
     except (OSError, ValueError):
         return 0
 
