@@ -124,13 +124,15 @@ def test_run_command_exit_codes(capsys):
 
 def test_deferred_interrupt_saves_then_stops():
     saved = []
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # (other tests may have installed their own)
     with deferred_interrupt() as stop:
         os.kill(os.getpid(), signal.SIGINT)  # handled by the flag, not raised here
         assert stop.requested
         with pytest.raises(KeyboardInterrupt):
             stop.check(lambda: saved.append(1))
     assert saved == [1]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    signal.signal(signal.SIGINT, before)
 
 
 def test_ctrl_c_in_a_subprocess_is_one_line_exit_130(tmp_path):
