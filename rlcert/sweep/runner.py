@@ -100,7 +100,7 @@ def write_manifest(spec: SweepSpec, trials: list[Trial]) -> Path:
     return path
 
 
-RESULT_FIELDS = ["timesteps", "success_rate", "mean_return", "std_return", "episodes", "metric", "wall_time_s"]
+RESULT_FIELDS = CSV_FIELDS  # the eval.csv columns
 
 
 def collect_results(sweep_dir: Path) -> Path:
