@@ -6,7 +6,7 @@ import importlib
 import sys
 
 COMMANDS = {
-    "demo": ("rlcert.demo", "run the demo (envs, agents, certification) and write runs/demo/"),
+    "demo": ("rlcert.demo.main", "run the demo (envs, agents, certification) and write runs/demo/"),
     "train": ("rlcert.train_cli", "train an agent from a YAML config"),
     "plot-curves": ("rlcert.plots", "plot learning curves (mean +- std over seeds)"),
     "certify": ("rlcert.certify.cli.certify", "certify a classifier on a data set, writing a TSV"),

@@ -8,5 +8,5 @@ if ! .venv/bin/python -c "import ray.tune" 2>/dev/null; then
   .venv/bin/python -m pip install -q -c constraints.txt -e ".[dev,sweep]"
 fi
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} MPLBACKEND=Agg
-.venv/bin/python -m ruff check rlcert tests scripts benchmarks demos
+.venv/bin/python -m ruff check rlcert tests scripts benchmarks
 exec .venv/bin/python -m pytest -q "$@"

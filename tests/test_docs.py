@@ -1,18 +1,21 @@
 """Documentation that runs: every ```python / ```bash block of README.md and docs/*.md is executed.
 
 Convention (COMMON rules, enforced here):
-* Blocks of one file run in order, each in its own subprocess, from the repo root; ``python`` is this test's
-  interpreter (``sys.executable``, first on PATH through a temporary bin folder, next to an ``rlcert`` wrapper),
-  ``bash`` blocks run with ``bash -e``. The repo root is on PYTHONPATH.
+* Blocks of one file run in order, each in its own subprocess, from a scratch checkout: a temporary folder whose
+  entries link to the repo's (``configs/``, ``rlcert/``, ``docs/``, ...) except ``runs/``, a fresh empty folder
+  there. So a block's outputs under ``runs/`` never land in (or read from) the user's ``runs/``: the README's
+  sweep command still trains after the docs test ran. ``python`` is this test's interpreter (``sys.executable``,
+  first on PATH through a temporary bin folder, next to an ``rlcert`` wrapper), ``bash`` blocks run with
+  ``bash -e``. The repo root is on PYTHONPATH.
 * An HTML comment on the line just before the fence changes a block:
   ``<!-- doc-test: skip (reason) -->`` does not run it (the reason is required);
   ``<!-- doc-test: replace "old" "new" ["old2" "new2" ...] -->`` applies textual substitutions first (each ``old``
   must occur in the block, so a stale substitution fails loudly).
-* Blocks may write only under ``runs/`` (git-ignored): a path outside it that a block adds to ``git status``
+* Blocks may write only under ``runs/``: a path of the repo that a block adds to ``git status`` through the links
   (a new untracked file, a modified tracked file) fails the test. Editing the worktree while the test runs can
   trip this check too.
-* ``runs/doc-test/`` is the docs test's scratch folder: it is emptied before each file's blocks run, so point
-  replaced output paths there (``replace "runs/x/" "runs/doc-test/x/"``) to start every test from scratch.
+* Each file starts with an empty ``runs/``; ``runs/doc-test/`` inside it is the conventional place for replaced
+  output paths (``replace "runs/x/" "runs/doc-test/x/"``).
 * ```text (or any other tag) is never run.
 One test per file; a failure shows the file, the block's line, the code as run and its output.
 """
@@ -33,7 +36,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC_FILES = [p for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))] if p.is_file()]
 RUN_LANGS = ("python", "bash")
 BLOCK_TIMEOUT_S = 600
-SCRATCH = ROOT / "runs" / "doc-test"
 FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<ticks>`{3,})(?P<lang>[\w+-]*)\s*$")
 DIRECTIVE = re.compile(r"^\s*<!--\s*doc-test:\s*(?P<body>.*?)\s*-->\s*$")
 QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
@@ -122,6 +124,18 @@ def bin_dir_with_python(tmp: Path) -> Path:
     return bin_dir
 
 
+def scratch_checkout(tmp: Path) -> Path:
+    """``tmp/checkout``: a link to every top-level entry of the repo but ``runs/`` (and ``.git``), and an empty
+    ``runs/``; the doc blocks' working folder, so their ``runs/...`` outputs stay out of the user's ``runs/``."""
+    work = tmp / "checkout"
+    work.mkdir()
+    for entry in ROOT.iterdir():
+        if entry.name not in ("runs", ".git"):
+            (work / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
+    (work / "runs").mkdir()
+    return work
+
+
 def doc_environment(bin_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), env.get("PATH", "")])
@@ -159,21 +173,26 @@ def _report(name: str, k: int, block: Block, code: str, proc: subprocess.Complet
 def test_doc_blocks_run(doc: Path, tmp_path: Path) -> None:
     name = str(doc.relative_to(ROOT))
     blocks = [b for b in parse_blocks(doc.read_text(), name) if b.lang in RUN_LANGS]
-    runnable = [b for b in blocks if b.skip is None]
-    if not runnable:
+    if not any(b.skip is None for b in blocks):
         pytest.skip(f"{name}: no runnable python/bash blocks")
+    run_blocks(blocks, name, tmp_path)
+
+
+def run_blocks(blocks: list[Block], name: str, tmp_path: Path) -> Path:
+    """Run the python/bash blocks of one file in order in a fresh scratch checkout (returned); a failing block
+    fails the calling test with the file, the line, the code as run and its output."""
     env = doc_environment(bin_dir_with_python(tmp_path))
-    shutil.rmtree(SCRATCH, ignore_errors=True)
+    work = scratch_checkout(tmp_path)
     before = _outside_runs()
     for k, block in enumerate(blocks, 1):
-        if block.skip is not None:
+        if block.skip is not None or block.lang not in RUN_LANGS:
             continue
         code = prepared_code(block, name)
         script = tmp_path / f"block{k}.{'py' if block.lang == 'python' else 'sh'}"
         script.write_text(code)
         cmd = [sys.executable, str(script)] if block.lang == "python" else ["bash", "-e", str(script)]
         try:
-            proc = subprocess.run(cmd, cwd=ROOT, env=env, text=True, capture_output=True, timeout=BLOCK_TIMEOUT_S)
+            proc = subprocess.run(cmd, cwd=work, env=env, text=True, capture_output=True, timeout=BLOCK_TIMEOUT_S)
         except subprocess.TimeoutExpired as e:
             partial = subprocess.CompletedProcess(cmd, -1, e.stdout or "", e.stderr or "")
             if isinstance(partial.stdout, bytes):
@@ -187,6 +206,7 @@ def test_doc_blocks_run(doc: Path, tmp_path: Path) -> None:
             new = sorted((_outside_runs() or set()) - before)
             if new:
                 pytest.fail(_report(name, k, block, code, proc, f"wrote outside runs/: {new}"), pytrace=False)
+    return work
 
 
 # ---- the parser itself ------------------------------------------------------------------------------------------
@@ -236,3 +256,15 @@ def test_stale_replacement_is_an_error():
 def test_unclosed_fence_is_an_error():
     with pytest.raises(ValueError, match="unclosed"):
         parse_blocks("```python\nprint(1)\n")
+
+
+def test_blocks_write_into_a_scratch_runs_folder_not_the_users(tmp_path):
+    """A block's ``runs/...`` output lands in the scratch checkout, never in the repo's runs/ (where it would, e.g.,
+    make the README's sweep command find its sweep finished and train nothing); repo files are still readable."""
+    probe = f"doc-test-probe-{os.getpid()}"
+    text = (f"```bash\nmkdir -p runs/{probe}\nhead -1 configs/sweeps/tiny.yaml > runs/{probe}/out.txt\n```\n\n"
+            f"```python\nfrom pathlib import Path\nassert Path('runs/{probe}/out.txt').read_text()\n```\n")
+    work = run_blocks(parse_blocks(text, "probe.md"), "probe.md", tmp_path)
+    assert not (ROOT / "runs" / probe).exists()
+    first = (ROOT / "configs" / "sweeps" / "tiny.yaml").read_text().splitlines()[0]
+    assert (work / "runs" / probe / "out.txt").read_text() == first + "\n"

@@ -41,6 +41,9 @@ KNOWN_LAZY = {
     ("rlcert.certify.policy.steps", "rlcert.certify.policy.noise"),
     ("rlcert.certify.cli.certify", "rlcert.certify.cli.plot"),  # matplotlib only when --plot is given
     ("rlcert.sweep.report", "rlcert.sweep.runner"),
+    ("rlcert.demo.envs", "rlcert.envs.hand_reach"),  # HandReach needs mujoco (optional extra)
+    ("rlcert.demo.envs", "rlcert.envs.render"),
+    ("rlcert.demo.certify_deterministic", "rlcert.certify.models"),
     *KNOWN_UPWARD,
 }
 

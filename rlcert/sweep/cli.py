@@ -24,7 +24,10 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="sweep YAML")
     parser.add_argument("--log-dir", default=None, help="override the sweep's log_dir")
-    parser.add_argument("--address", default=None, help="join this Ray cluster (e.g. 'auto' or 'ray://host:10001')")
+    parser.add_argument("--address", default=None,
+                        help="join this Ray cluster (e.g. 'auto' or 'host:6379'); a cluster with token authentication "
+                             "(Ray 2.60's default once a token exists) needs RAY_AUTH_MODE=token for an explicit "
+                             "address (docs/sweep.md)")
     parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray instance (default: all)")
     parser.add_argument("--sequential", action="store_true", help="run the trials one after another, without Ray")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

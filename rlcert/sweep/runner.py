@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from rlcert import runs
 from rlcert.agents.callbacks import CSV_FIELDS
+from rlcert.sweep.ray_connect import init_ray
 from rlcert.sweep.spec import SweepSpec, Trial, expand_trials, trial_overrides
 from rlcert.train import check_run_config, train
 from rlcert.training import load_config, run_dir_of
@@ -142,11 +143,7 @@ def _run_ray(spec: SweepSpec, payloads: list[dict], address: str | None, num_cpu
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     for name in ("ray.tune", "ray.train"):  # Tune's own resume hints (Tuner.restore) do not apply: rerun instead
         logging.getLogger(name).setLevel(logging.ERROR)
-    if address is None:
-        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": env_vars}, configure_logging=False)
-    else:
-        ray.init(address=address, log_to_driver=False, runtime_env={"env_vars": env_vars}, configure_logging=False)
+    init_ray(address, num_cpus, env_vars)  # joining a cluster that refuses us: one-line ValueError
     try:
         callbacks = [_TqdmTrials(len(payloads))] if progress else []
         tuner = tune.Tuner(

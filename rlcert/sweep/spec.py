@@ -9,7 +9,7 @@ Schema (every key optional unless marked required)::
       ReenGAGE: configs/continuous_seek_d5_reengage.yaml
     set: {total_timesteps: 20000}       # overrides for every trial (``rlcert train --set`` paths and values)
     method_set: {ReenGAGE: {algo_kwargs.goal_reduction: mean}}   # overrides for one method
-    search:
+    search:                             # required: at least one swept key (space or method_space)
       kind: grid                        # grid (every combination) | random (num_samples draws per method)
       space:                            # key path -> list of values (grid) or a distribution (random):
         algo_kwargs.batch_size: [128, 256, 512]            #   {uniform: [lo, hi]}, {loguniform: [lo, hi]},
@@ -215,6 +215,10 @@ def load_sweep(path: str | Path, log_dir: str | None = None) -> SweepSpec:
     name = raw.get("name", path.stem)
     if not isinstance(name, str) or not name or "/" in name:
         _fail(f"name must be a non-empty string without '/', got {name!r}")
+    if not space and not any(method_space.values()):
+        _fail(f"search.space is empty (and so is search.method_space): a {kind} search over no keys would run each "
+              "method once per seed; list at least one key path with its values, e.g. "
+              "search: {space: {algo_kwargs.learning_rate: [0.0005, 0.001]}}")
     root = Path(log_dir if log_dir is not None else raw.get("log_dir", "runs/sweeps"))
     return SweepSpec(name=name, sweep_dir=(root / name).resolve(), base_configs=base, overrides=dict(overrides),
                      method_overrides={str(k): dict(v) for k, v in method_overrides.items()}, kind=kind, space=space,

@@ -6,8 +6,8 @@ import pytest
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("module, folder, png", [("demos.agents", "agents", "reengage_vs_ddpg.png"),
-                                                 ("demos.multi_goal", "multi_goal", "multi_reengage.png")])
+@pytest.mark.parametrize("module, folder, png", [("rlcert.demo.agents", "agents", "reengage_vs_ddpg.png"),
+                                                 ("rlcert.demo.multi_goal", "multi_goal", "multi_reengage.png")])
 def test_quick_demo_section(module, folder, png, tmp_path):
     import importlib
 

@@ -1,5 +1,5 @@
-from demos.certify import run
 from rlcert.certify.cli.tsv import load_tsv
+from rlcert.demo.certify import run
 
 
 def test_quick_demo_section(tmp_path):

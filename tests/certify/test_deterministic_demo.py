@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from demos.certify_deterministic import run
+from rlcert.demo.certify_deterministic import run
 
 
 @pytest.mark.slow

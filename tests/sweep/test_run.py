@@ -101,27 +101,65 @@ def test_without_ray_the_command_says_how_to_install_it(tmp_path, capsys, monkey
     assert "pip install 'rlcert[sweep]'" in err and "--sequential" in err and not sweep_dir.exists()
 
 
-def kill_mid_sweep(tmp_path, extra_args, sig=signal.SIGKILL, timeout=240):
-    """Start a sweep (setting A: 100 steps, setting B: LONG steps, 2 seeds) in a subprocess; kill -9 its process
-    group (``sig``; SIGINT = Ctrl-C in a terminal) once every A seed is finished and a B seed has a checkpoint but
-    no model.zip. Returns the sweep file, the sweep dir, the state at the kill ({run folder: eval.csv rows}, the
-    finished folders' model.zip mtimes) and the process's (return code, stderr)."""
-    path, sweep_dir = make_sweep(tmp_path, {"total_timesteps": [100, LONG]})
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-               OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-m", "rlcert.cli", "sweep", "--config", str(path), "--no-progress",
-                             *extra_args], env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+def _marked_pids(marker: str) -> list[int]:
+    """Processes whose environment carries ``RLCERT_TEST_MARKER=marker``: the sweep started by this test and every
+    process it started (Ray's GCS, raylet and workers inherit the environment, also if they left its session)."""
+    needle = f"RLCERT_TEST_MARKER={marker}".encode()
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit() and int(d.name) != os.getpid():
+            try:
+                if needle in (d / "environ").read_bytes().split(b"\0"):
+                    pids.append(int(d.name))
+            except OSError:
+                continue
+    return pids
+
+
+def _kill_marked(marker: str, timeout: float = 60.0) -> None:
+    """SIGKILL every marked process and wait until none is left (a straggling Ray worker would otherwise keep
+    writing into the run folders while the test resumes them)."""
     t0 = time.time()
+    while (pids := _marked_pids(marker)) and time.time() - t0 < timeout:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.2)
+    assert not _marked_pids(marker), f"processes of the killed sweep survived: {_marked_pids(marker)}"
+
+
+def kill_mid_sweep(tmp_path, extra_args, sig=signal.SIGKILL, stall_s=300):
+    """Start a sweep (setting A: 100 steps, setting B: LONG steps, 2 seeds) in a subprocess; kill it (``sig`` to
+    its process group; SIGINT = Ctrl-C in a terminal) once every A seed is finished and a B seed has a checkpoint
+    but no model.zip, then SIGKILL whatever it started that is still alive (Ray processes included). Fails, with
+    the sweep's stderr, if it ends early or makes no progress for ``stall_s`` seconds (a loaded machine is slow, not
+    stuck). Returns the sweep file, the sweep dir, the state at the kill ({run folder: eval.csv rows}, the finished
+    folders' model.zip mtimes) and the process's (return code, stderr)."""
+    path, sweep_dir = make_sweep(tmp_path, {"total_timesteps": [100, LONG]})
+    marker = f"{os.getpid()}-{time.time_ns()}"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+               OMP_NUM_THREADS="1", RLCERT_TEST_MARKER=marker)
+    err_path = tmp_path / "sweep.stderr"
+    with open(err_path, "w") as err_file:  # a file, not a pipe: a full pipe would block the child
+        proc = subprocess.Popen([sys.executable, "-m", "rlcert.cli", "sweep", "--config", str(path), "--no-progress",
+                                 *extra_args], env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                                stderr=err_file, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+    def child_stderr() -> str:
+        return f"\n--- the sweep's stderr (last 4000 characters) ---\n{err_path.read_text()[-4000:]}"
+
     try:
+        last_change, last_state = time.time(), None
         while True:
-            assert time.time() - t0 < timeout, "the sweep made no progress"
-            assert proc.poll() is None, "the sweep ended before it could be interrupted"
-            done, partial = [], []
+            done, partial, state = [], [], []
             for f in run_folders(sweep_dir):
                 steps = yaml.safe_load((f / "config.yaml").read_text())["total_timesteps"] if (
                     f / "config.yaml").exists() else None
+                csv_path = f / "eval.csv"
+                state.append((str(f), csv_path.stat().st_size if csv_path.exists() else -1))
                 if steps == 100 and (f / "model.zip").exists():
                     done.append(f)
                 elif steps == LONG and (f / "checkpoints" / "latest_model.zip").exists() and not (
@@ -131,13 +169,19 @@ def kill_mid_sweep(tmp_path, extra_args, sig=signal.SIGKILL, timeout=240):
                 rows = {f: read(f / "eval.csv") for f in partial}
                 os.killpg(proc.pid, sig)
                 break
+            assert proc.poll() is None, "the sweep ended before it could be interrupted" + child_stderr()
+            if state != last_state:
+                last_change, last_state = time.time(), state
+            assert time.time() - last_change < stall_s, f"the sweep made no progress for {stall_s} s" + child_stderr()
             time.sleep(0.05)
-        _, err = proc.communicate(timeout=120)
+        proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    return path, sweep_dir, rows, {f: (f / "model.zip").stat().st_mtime_ns for f in done}, (proc.returncode, err)
+        _kill_marked(marker)
+    return path, sweep_dir, rows, {f: (f / "model.zip").stat().st_mtime_ns for f in done}, (proc.returncode,
+                                                                                          err_path.read_text())
 
 
 def check_resumed(sweep_dir, rows_at_kill, finished):
@@ -155,7 +199,8 @@ def check_resumed(sweep_dir, rows_at_kill, finished):
 
 @pytest.mark.slow
 def test_kill_and_resume_sequential(tmp_path):
-    path, sweep_dir, rows_at_kill, finished, _ = kill_mid_sweep(tmp_path, ["--sequential"])
+    path, sweep_dir, rows_at_kill, finished, (_, err) = kill_mid_sweep(tmp_path, ["--sequential"])
+    print(f"the killed sweep's stderr:\n{err[-4000:]}")  # shown by pytest if an assertion below fails
     assert sweep_main(["--config", str(path), "--sequential", "--no-progress"]) == 0
     check_resumed(sweep_dir, rows_at_kill, finished)
 
@@ -180,7 +225,8 @@ def test_ray_tiny_sweep_kill_and_resume(tmp_path, capsys):
     """2 settings x 2 seeds on a local 2-CPU Ray instance, killed (-9, driver and local Ray processes) mid-sweep,
     rerun to completion on Ray."""
     pytest.importorskip("ray.tune")
-    path, sweep_dir, rows_at_kill, finished, _ = kill_mid_sweep(tmp_path, ["--num-cpus", "2"])
+    path, sweep_dir, rows_at_kill, finished, (_, err) = kill_mid_sweep(tmp_path, ["--num-cpus", "2"])
+    print(f"the killed sweep's stderr:\n{err[-4000:]}")  # shown by pytest if an assertion below fails
     assert sweep_main(["--config", str(path), "--num-cpus", "2", "--no-progress"]) == 0
     check_resumed(sweep_dir, rows_at_kill, finished)
     assert list((sweep_dir / "ray").glob("tune-*/ReenGAGE-*"))  # the trials ran as Ray Tune trials
@@ -201,3 +247,26 @@ def test_interrupted_ray_run_ends_with_one_line(tmp_path, capsys, monkeypatch):
     assert sweep_main(["--config", str(path), "--no-progress"]) == 130
     err = capsys.readouterr().err.strip()
     assert err.splitlines() == ["rlcert sweep: interrupted; finished seeds are kept; rerun the same command to resume"]
+
+
+@pytest.mark.parametrize("auth", [True, False])
+def test_joining_a_cluster_that_refuses_us_is_one_line(tmp_path, capsys, monkeypatch, auth):
+    """Ray 2.60's `ray start --head` uses token authentication once ~/.ray/auth_token exists; a driver given an
+    explicit address without RAY_AUTH_MODE=token gets Ray's ConnectionError caused by an AuthenticationError (seen
+    against a real `ray start --head`). The sweep ends with one line naming the setting, not a traceback."""
+    ray = pytest.importorskip("ray")
+    from ray.exceptions import AuthenticationError
+
+    def refused(*args, **kwargs):
+        cause = AuthenticationError("RPC error: InvalidAuthToken: Authentication token is missing or incorrect")
+        if not auth:
+            cause = RuntimeError("GCS at 127.0.0.1:1 did not answer")
+        raise ConnectionError("Failed to connect to Ray cluster at 127.0.0.1:1") from cause
+
+    monkeypatch.setattr(ray, "init", refused)
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    path, _ = make_sweep(tmp_path, {"algo_kwargs.learning_rate": [0.001]}, seeds=1)
+    assert sweep_main(["--config", str(path), "--address", "127.0.0.1:1", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rlcert sweep: error: --address 127.0.0.1:1")
+    assert ("RAY_AUTH_MODE=token" in err[0]) == auth and ("cannot connect" in err[0]) == (not auth)

@@ -88,9 +88,13 @@ def test_overrides_order_and_values_parse_back(tmp_path):
     ({"seeds_per_trial": 0}, "seeds_per_trial"),
     ({"metric": "auc"}, "metric"),
     ({"method_keys": ["algo_kwargs.alpha"]}, "method_keys"),
+    ({"search": {"space": {}}}, "search.space is empty"),  # a grid over no keys: refused, not one silent trial
+    ({"search": {"space": {}, "kind": "random", "num_samples": 3}}, "search.space is empty"),
+    ({"search": {"space": {}, "method_space": {"A": {}}}}, "search.space is empty"),
 ])
 def test_bad_sweep_values_are_one_line_errors_naming_the_key(tmp_path, patch, key):
-    sweep = {"methods": {"A": "base.yaml"}, **patch}
+    sweep = {"methods": {"A": "base.yaml"}, "search": {"space": {"algo_kwargs.learning_rate": [0.001]}}}
+    sweep = {**sweep, **patch, "search": {**sweep["search"], **patch.get("search", {})}}
     with pytest.raises(ValueError) as err:
         load_sweep(write(tmp_path, sweep))
     assert key in str(err.value) and "\n" not in str(err.value)

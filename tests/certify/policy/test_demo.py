@@ -7,7 +7,7 @@ import pytest
 
 @pytest.mark.slow
 def test_certify_policy_demo_quick(tmp_path):
-    from demos.certify_policy import run
+    from rlcert.demo.certify_policy import run
 
     lines = run(tmp_path, quick=True)
     text = "\n".join(lines)

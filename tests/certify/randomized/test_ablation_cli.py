@@ -10,7 +10,7 @@ import pytest
 from rlcert.certify.cli.certify import main
 from rlcert.certify.cli.tsv import HEADER, load_tsv
 
-MODEL = ["--model", "demos.certify_ablation_wasserstein:digits_null_cnn"]
+MODEL = ["--model", "rlcert.demo.certify_ablation_wasserstein:digits_null_cnn"]
 pytestmark = pytest.mark.filterwarnings("ignore")  # untrained factory weights
 
 

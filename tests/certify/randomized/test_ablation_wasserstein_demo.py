@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-import demos.certify_ablation_wasserstein as demo
+import rlcert.demo.certify_ablation_wasserstein as demo
 
 
 def test_quick_demo_writes_only_its_folder(tmp_path, monkeypatch):

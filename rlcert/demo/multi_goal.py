@@ -1,6 +1,6 @@
 """Demo section "Multi-ReenGAGE": DDPG vs Multi-ReenGAGE (same DeepSets networks) on a small DriveSeek.
 
-``python -m demos.multi_goal [--out runs/demo] [--quick]`` runs it alone (it writes only under
+``python -m rlcert.demo.multi_goal [--out runs/demo] [--quick]`` runs it alone (it writes only under
 ``<out>/multi_goal/``). Defaults of the package (agents convention 2): alpha = 10 on the mean over batch and n_max
 gates, pooled embedding divided by n_max, total target gate gradient. A smoke run at a CPU budget, not a result
 (see docs/results/ for the experiments).

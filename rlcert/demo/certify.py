@@ -3,7 +3,7 @@
 Full mode: Gaussian (l2) models at sigma 0.25 and 0.5, Laplace and uniform (l1) models at sigma 0.5 (same std),
 150 test images, n0 = 100, n = 10,000, alpha = 0.001. Quick mode: Gaussian sigma 0.25 only, 40 images, n = 1,000.
 Everything is written under ``<out>/certify/`` (weights, TSVs, ``certify_l2.png``, ``certify_l1.png``); TSVs
-resume, so a rerun only plots. ``python -m demos.certify --out runs/demo [--quick]`` runs the section alone.
+resume, so a rerun only plots. ``python -m rlcert.demo.certify --out runs/demo [--quick]`` runs the section alone.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def run(out: Path, quick: bool) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m demos.certify", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m rlcert.demo.certify", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="writes <out>/certify/ only")
     parser.add_argument("--quick", action="store_true", help="Gaussian sigma 0.25 only, 40 images, n = 1000")

@@ -1,6 +1,6 @@
 """Deterministic certifiers on the digits: train tiny base models, certify the held-out split with the CLI.
 
-    python -m demos.certify_deterministic --out runs/demo [--quick] [--methods dssn,column]
+    python -m rlcert.demo.certify_deterministic --out runs/demo [--quick] [--methods dssn,column]
 
 Data: the certification core's digits split (``rlcert.certify.cli.data``; 1397 train / 400 test images, the CLI's
 ``--data digits``). Digits are integers 0..16, so ``x = pixel/16`` lies exactly on the q = 16 grid the l1/lp
@@ -175,7 +175,7 @@ def _plot(results: dict[str, dict], path: Path, images: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m demos.certify_deterministic", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m rlcert.demo.certify_deterministic", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="writes <out>/deterministic/")
     parser.add_argument("--quick", action="store_true", help="6 epochs, 60 test images, k = 10")

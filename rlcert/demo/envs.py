@@ -1,5 +1,5 @@
 """Demo section ``Environments``: roll out the reference policy of each environment, save titled frames with a
-legend and summary statistics under ``{out}/envs/``. Run alone: ``python -m demos.envs --out runs/demo_envs``."""
+legend and summary statistics under ``{out}/envs/``. Run alone: ``python -m rlcert.demo.envs --out runs/demo_envs``."""
 
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ def run(out: Path, quick: bool) -> list[str]:
 if __name__ == "__main__":
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m demos.envs", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m rlcert.demo.envs", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("runs/demo_envs"))
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()

@@ -1,6 +1,6 @@
 """Demo section "Agents": ReenGAGE vs DDPG+HER on ContinuousSeek, same networks, noise and budget.
 
-``python -m demos.agents [--out runs/demo] [--quick] [--d 8] [--steps 6000] [--seeds 0]`` runs this section alone
+``python -m rlcert.demo.agents [--out runs/demo] [--quick] [--d 8] [--steps 6000] [--seeds 0]`` runs this section alone
 (it writes only under ``<out>/agents/``). Both agents use HER (k = 4, future), gamma 0.95, tau 0.005, action noise
 0.03, 2 x 256 networks (Table G.1) and each its Table G.2 best batch / learning rate at d = 10 (DDPG+HER 256 /
 5e-4, ReenGAGE 512 / 1e-3); ReenGAGE adds the goal-gradient term with the thesis' alpha = 0.2 (mean over batch and
@@ -61,7 +61,7 @@ def run(out: Path, quick: bool, d: int = D, steps: int | None = None, seeds: tup
                                           episodes=10 if quick else 50))
         for seed in seeds:
             config = load_config(cfg_path, seed=seed, log_dir=str(folder / "runs"))
-            train(config, progress=True)
+            train(config, resume=True, progress=True)  # a rerun resumes (or reuses) the run
         run_dirs.append(folder / "runs" / name)
     labels = [label for _, label, _, _ in AGENTS.values()]
     png = plot_curves(run_dirs, folder / "reengage_vs_ddpg.png", labels=labels,

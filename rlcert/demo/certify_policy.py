@@ -17,7 +17,11 @@ from pathlib import Path
 
 import torch
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+from rlcert.certify.policy.cli import main as certify_policy
+from rlcert.certify.policy.plot import plot_return_comparison
+from rlcert.train import load_config, train
+
+CONFIGS = Path(__file__).resolve().parent / "configs"  # links to the repo's configs/, real files in the wheel
 AGENTS = [  # (label, config file, tag, sigma, --eps, training steps of the full demo)
     ("ContinuousSeek d=2, DDPG+HER", "continuous_seek_d2_smoothed.yaml", "continuous_seek", 0.1,
      "0,0.02,0.05,0.1,0.15,0.2,0.3", 4000),
@@ -29,10 +33,6 @@ QUICK = ["total_timesteps=200", "algo_kwargs.learning_starts=100", "algo_kwargs.
 
 
 def run(out: Path, quick: bool) -> list[str]:
-    from rlcert.certify.policy.cli import main as certify_policy
-    from rlcert.certify.policy.plot import plot_return_comparison
-    from rlcert.train import load_config, train
-
     torch.set_num_threads(1)
     base = out / "certify_policy"
     base.mkdir(parents=True, exist_ok=True)
@@ -52,7 +52,7 @@ def run(out: Path, quick: bool) -> list[str]:
                 (["observation_noise=null"] if variant == "plain" else [])
             config = load_config(CONFIGS / cfg_file, overrides, log_dir=str(base / "train"))
             config["name"] = f"{tag}_{variant}"
-            _, run_dir = train(config, resume=not quick, progress=False)
+            _, run_dir = train(config, resume=True, progress=False)  # a rerun resumes
             name = f"{tag}_{variant}"
             args = ["--model", str(run_dir / "model.zip"), "--perturb", "desired_goal", "--sigma", str(sigma),
                     "--eps", eps, "--out", str(base / f"{name}.tsv"), "--plot-dir", str(base / name),

@@ -1,6 +1,6 @@
 """Randomized ablation and Wasserstein smoothing on the digits, next to their baselines (thesis Ch. 2 and Ch. 5).
 
-    python -m demos.certify_ablation_wasserstein --out runs/demo [--quick]
+    python -m rlcert.demo.certify_ablation_wasserstein --out runs/demo [--quick]
 
 Data: the certification core's digits split (1397 training / 400 held-out test images, the CLI's ``--data digits``).
 Base models: the digits CNN (``rlcert.certify.models.digits_cnn``, width 32, hidden 128) trained with the core's
@@ -40,7 +40,7 @@ from rlcert.certify.randomized.ablation import RandomizedAblationCertifier
 from rlcert.certify.randomized.wasserstein import WassersteinCertifier
 
 SEED = 0
-MODULE = "demos.certify_ablation_wasserstein"
+MODULE = "rlcert.demo.certify_ablation_wasserstein"
 
 
 def digits_null_cnn() -> nn.Module:
