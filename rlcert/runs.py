@@ -143,7 +143,7 @@ def compare_settings(path: str | Path, settings: Mapping[str, Any], *, what: str
     old, _ = _load_settings(path, key, read)
     keys = list(diff(old, settings)) if diff is not None else settings_diff(old, settings, ignore)
     if keys:
-        shown = "; ".join(f"{k}: {_short(old.get(k))} -> {_short(settings.get(k))}" for k in keys[:4])
+        shown = "; ".join(f"{k}: {_short(_lookup(old, k))} -> {_short(_lookup(settings, k))}" for k in keys[:4])
         raise SettingsMismatch(f"{what} was written with other settings (keys {keys}: {shown}); use another "
                                "output or delete it")
     return True
@@ -183,6 +183,13 @@ def _write_settings(path: Path, settings: Mapping[str, Any], key: str | None, st
         write_json_atomic(path, obj)
     else:
         write_text_atomic(path, dump(obj))
+
+
+def _lookup(settings: Mapping[str, Any], key: str) -> Any:
+    """``settings[key]``, else the value of ``key`` in a nested mapping (settings grouped one level deep)."""
+    if key in settings:
+        return settings[key]
+    return next((v[key] for v in settings.values() if isinstance(v, Mapping) and key in v), None)
 
 
 def _short(v: Any, width: int = 60) -> str:

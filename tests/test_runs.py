@@ -187,3 +187,11 @@ def test_readonly_rows_leave_a_table_being_written_alone(tmp_path):
     for write in (lambda: view.append([1, 2]), lambda: view.keep(lambda r: False), view.create):
         with pytest.raises(ValueError, match="read-only"):
             write()
+
+
+def test_custom_diff_names_nested_values(tmp_path):
+    path = tmp_path / "s.json"
+    ensure_settings(path, {"method": "gaussian", "args": {"sigma": "0.5"}})
+    flat = lambda old, new: sorted(k for k in old["args"] if old["args"][k] != new["args"].get(k))  # noqa: E731
+    with pytest.raises(SettingsMismatch, match=r'keys \[\'sigma\'\]: sigma: "0.5" -> "0.25"'):
+        ensure_settings(path, {"method": "gaussian", "args": {"sigma": "0.25"}}, diff=flat)
