@@ -205,7 +205,9 @@ class Rows:
     Opening (the constructor) drops a partial last line left by a killed writer and refuses a file whose header
     differs (one-line ``ValueError``); the file and its header are created on the first :meth:`append`, so an
     interrupted run never leaves a file without a header. Rows are dicts with string values when read.
-    ``readonly``: a view of a table another process may be writing: a partial last line is ignored, not removed,
+    ``fsync``: also fsync every append (survives a machine crash; without it a flushed row survives a killed
+    process, which is enough for cheap rows written often). ``readonly``: a view of a table another process may be
+    writing: a partial last line is ignored, not removed,
     and :meth:`append` / :meth:`keep` / :meth:`create` are refused."""
 
     def __init__(self, path: str | Path, fields: Sequence[str], delimiter: str = ",", fsync: bool = True,

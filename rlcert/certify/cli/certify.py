@@ -216,7 +216,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     meta_path = args.out.with_name(args.out.name + ".json")
     if args.out.is_dir():
         raise ValueError(f"--out {args.out} is a directory; give a file name")
-    table = runs.Rows(args.out, COLUMNS, delimiter="\t")
+    table = runs.Rows(args.out, COLUMNS, delimiter="\t", fsync=False)  # flushed per group: survives a killed process
     # compared (one line naming the differing keys) before anything is written; stored before the first row
     runs.compare_settings(meta_path, meta, what=f"--out {args.out}", diff=settings_diff, have_results=len(table) > 0)
     done = {int(i) for i in table.column("idx")}

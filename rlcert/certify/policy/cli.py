@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     meta_path = args.out.with_name(args.out.name + ".json")
     if args.out.is_dir():
         raise ValueError(f"--out {args.out} is a directory; give a file name")
-    table = runs.Rows(args.out, EPISODE_FIELDS, delimiter="\t")
+    table = runs.Rows(args.out, EPISODE_FIELDS, delimiter="\t", fsync=False)  # flushed per episode
     runs.ensure_settings(meta_path, meta, key="settings", what=f"--out {args.out}", have_results=len(table) > 0,
                          diff=lambda old, new: runs.settings_diff({k: old.get(k) for k in RESUME_KEYS},
                                                                   {k: new.get(k) for k in RESUME_KEYS}))
