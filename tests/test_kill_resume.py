@@ -140,24 +140,29 @@ def test_train_killed_and_interrupted_resumes_to_the_same_rows(tmp_path, capsys)
 
 # ---- rlcert train --seeds (fleet: deterministic, so bit for bit) --------------------------------------------------
 
+FLEET = {"name": "tiny", "algo": "DDPG", "env": "rlcert/ContinuousSeek-v0", "env_kwargs": {"d": 3, "max_steps": 5},
+         "total_timesteps": 300, "eval": {"freq": 20, "episodes": 4, "metric": "ever"},
+         "algo_kwargs": {"replay_buffer_class": "HerReplayBuffer",
+                         "replay_buffer_kwargs": {"n_sampled_goal": 4, "goal_selection_strategy": "future"},
+                         "action_noise": {"type": "normal", "sigma": 0.1}, "policy_kwargs": {"net_arch": [16, 16]},
+                         "learning_rate": 1e-3, "batch_size": 8, "learning_starts": 25, "gamma": 0.95, "tau": 0.05,
+                         "train_freq": 1, "gradient_steps": 1}}
+
+
 def test_train_seeds_killed_and_interrupted_equals_uninterrupted(tmp_path, capsys):
     from stable_baselines3 import DDPG
 
-    from tests.fleet.conftest import tiny_config
-
     cfg = tmp_path / "fleet.yaml"
-    config = tiny_config(tmp_path, algo="DDPG", total=300)
-    config["eval"] = {"freq": 20, "episodes": 4, "metric": "ever"}
-    config.pop("log_dir")
-    cfg.write_text(yaml.safe_dump(config))
+    cfg.write_text(yaml.safe_dump(FLEET))
     args = ["train", "--config", str(cfg), "--seeds", "0-1", "--no-progress", "--threads", "1"]
     assert cli.main([*args, "--log-dir", str(tmp_path / "ref")]) == 0
     log = tmp_path / "runs"
     args += ["--log-dir", str(log)]
     n_rows = len(read_csv(tmp_path / "ref" / "tiny" / "seed0" / "eval.csv"))
     (k1, d1), (k2, d2), (k3, d3) = moments(21, n_rows, 3)
-    rc, _, err = interrupt(args, log / "tiny" / "seed1" / "eval.csv", k1, d1, signal.SIGINT, tmp_path)
+    rc, out, err = interrupt(args, log / "tiny" / "seed1" / "eval.csv", k1, d1, signal.SIGINT, tmp_path)
     check_ctrl_c(rc, err, "rlcert train")
+    assert "together (fleet of 2)" in out
     for k, d in ((k2, d2), (k3, d3)):
         rc, _, _ = interrupt([*args, "--resume"], log / "tiny" / "seed1" / "eval.csv", k, d, signal.SIGKILL,
                              tmp_path)
