@@ -42,7 +42,7 @@ from rlcert.certify.adaptive import (  # noqa: E402
     StaticMaskModel,
     VanillaSmoothingModel,
 )
-from rlcert.certify.cli.data import load_digits_split  # noqa: E402
+from rlcert.certify.io import load_digits_split  # noqa: E402
 
 METHODS = ("vanilla", "static", "ars")
 

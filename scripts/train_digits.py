@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rlcert.certify.cli.data import load_digits_split
+from rlcert.certify.io import load_digits_split
 from rlcert.certify.models.digits import train_digits_cnn
 from rlcert.certify.randomized.noise import NOISES, make_noise
 

@@ -9,7 +9,7 @@ skipped on re-runs. Base model i is trained with seed i on partition i only, sor
 normalisation statistics (thesis 7.2.2). SS-DPA first fits a PCA embedding on all (unlabelled) training samples,
 then trains a linear head per partition. Evaluation (once all k files exist) prints/saves clean accuracy, mean base
 accuracy and the median certified robustness under both conventions (strict, and Table 7.1's "1 + strict").
-Data: the certification core's digits split (``rlcert.certify.cli.data.load_digits_split``: 1397 train / 400 test,
+Data: the certification core's digits split (``rlcert.certify.io.load_digits_split``: 1397 train / 400 test,
 the CLI's ``--data digits``); partitions hash/sort the integer pixels 0..16. The saved models take images
 x = pixels/16 of shape (B, 1, 8, 8) (or (B, 64)); certify them with
 ``python -m rlcert.certify --method dpa --partitions-dir OUT --data digits --out dpa.tsv``.
@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rlcert.certify.cli.data import load_digits_split
 from rlcert.certify.core.metrics import certified_accuracy
 from rlcert.certify.core.votes import median_certified_robustness
+from rlcert.certify.io import load_digits_split
 from rlcert.certify.poisoning.dpa import PartitionEnsemble, certify_vote_matrix, train_partitions
 
 

@@ -14,12 +14,12 @@ import numpy as np
 import torch
 
 from rlcert.certify.cli.certify import main as certify_main
-from rlcert.certify.cli.data import load_digits_split
 from rlcert.certify.cli.plot import plot_certified
 from rlcert.certify.cli.tsv import load_tsv
 from rlcert.certify.core.certificate import ABSTAIN
 from rlcert.certify.core.classifier import BaseClassifier
 from rlcert.certify.core.metrics import average_certified_radius, certified_accuracy
+from rlcert.certify.io import load_digits_split
 from rlcert.certify.models.digits import digits_cnn, train_digits_cnn
 from rlcert.certify.randomized.gaussian import GaussianCertifier
 

@@ -30,11 +30,11 @@ from torch import nn
 
 from rlcert.certify.cli.certify import build_parser
 from rlcert.certify.cli.certify import main as certify_main
-from rlcert.certify.cli.data import load_digits_split
 from rlcert.certify.cli.tsv import load_tsv
 from rlcert.certify.core.metrics import certified_accuracy
 from rlcert.certify.core.registry import get
 from rlcert.certify.core.votes import median_certified_robustness
+from rlcert.certify.io import load_digits_split
 from rlcert.certify.models.digits import digits_cnn, train_digits_cnn
 from rlcert.certify.randomized.ablation import RandomizedAblationCertifier
 from rlcert.certify.randomized.wasserstein import WassersteinCertifier

@@ -2,7 +2,7 @@
 
     python -m rlcert.demo.certify_deterministic --out runs/demo [--quick] [--methods dssn,column]
 
-Data: the certification core's digits split (``rlcert.certify.cli.data``; 1397 train / 400 test images, the CLI's
+Data: the certification core's digits split (``rlcert.certify.io``; 1397 train / 400 test images, the CLI's
 ``--data digits``). Digits are integers 0..16, so ``x = pixel/16`` lies exactly on the q = 16 grid the l1/lp
 certificates need. Methods: DSSN (l1), variable-Lambda (l_{1/2}, MILP design), deterministic l0 (pixels), column
 smoothing (theta = 0.3) and DPA (poisoning). Each base model (``rlcert.certify.models.digits.digits_cnn`` through the
@@ -28,12 +28,12 @@ import torch
 
 from rlcert.certify.cli.certify import build_parser
 from rlcert.certify.cli.certify import main as certify_main
-from rlcert.certify.cli.data import load_digits_split
 from rlcert.certify.cli.tsv import load_tsv
 from rlcert.certify.core.metrics import certified_accuracy
 from rlcert.certify.core.registry import get
 from rlcert.certify.core.votes import median_certified_robustness
 from rlcert.certify.deterministic.patch import ColumnSmoothing, encode_null
+from rlcert.certify.io import load_digits_split
 from rlcert.certify.models.digits import train_digits_cnn
 from rlcert.certify.poisoning.dpa import train_partitions
 

@@ -9,9 +9,10 @@ goal set therefore depends on the (unperturbed) gates of the observation itself.
 
 ``MaskedNoise`` is the one noise object shared by certification (per-step and per-episode, ``rlcert.certify.policy``)
 and smoothed training (``ObservationNoiseWrapper`` below, used by ``rlcert train`` for a config's
-``observation_noise: {method, sigma, perturb}``): it draws the noise of a certifier of ``rlcert.certify``
-(Gaussian: N(0, sigma^2) per coordinate; Laplace: scale sigma / sqrt 2, i.e. std sigma) and keeps only the masked
-coordinates, so excluded coordinates are returned bit-for-bit unchanged.
+``observation_noise: {method, sigma, perturb}``): a ``rlcert.certify.randomized.noise.Noise`` that draws an
+additive noise of ``rlcert.certify`` (Gaussian: N(0, sigma^2) per coordinate; Laplace: scale sigma / sqrt 2, i.e.
+std sigma) and keeps only the masked coordinates, so excluded coordinates are returned bit-for-bit unchanged; its
+sigma, norm and radius are the wrapped noise's.
 
 The wrapper adds that noise to every observation the agent sees during training (evaluation during training stays
 clean). Rewards are unchanged (computed by the env from its true state); HER relabelling recomputes rewards from
@@ -29,20 +30,20 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from rlcert.certify.core.registry import get
 from rlcert.certify.core.sampling import derive_seed
-from rlcert.certify.randomized.gaussian import GaussianCertifier
-from rlcert.certify.randomized.laplace import LaplaceCertifier
+from rlcert.certify.core.smoothing import SmoothingCertifier
+from rlcert.certify.randomized.noise import Noise
 
-NOISE_METHODS = ("gaussian", "laplace")
+NOISE_METHODS = ("gaussian", "laplace")  # the additive noises policy certificates support (per-step l2 / l1)
 
 
-def make_certifier(method: str, sigma: float, **sampling: Any):
-    """The ``rlcert.certify`` smoothing certifier whose noise a policy certificate uses (``sigma`` = std)."""
-    if method == "gaussian":
-        return GaussianCertifier(sigma=sigma, **sampling)
-    if method == "laplace":
-        return LaplaceCertifier(sigma=sigma, **sampling)
-    raise ValueError(f"method must be one of {NOISE_METHODS}, got {method!r}")
+def make_certifier(method: str, sigma: float, **sampling: Any) -> SmoothingCertifier:
+    """The ``rlcert.certify`` smoothing certifier (from the core registry) whose noise a policy certificate uses
+    (``sigma`` = std); ``method`` in ``NOISE_METHODS``."""
+    if method not in NOISE_METHODS:
+        raise ValueError(f"method must be one of {NOISE_METHODS}, got {method!r}")
+    return get(method)(sigma=sigma, **sampling)
 
 
 def _is_goal_set(space: spaces.Space) -> bool:
@@ -130,28 +131,58 @@ class ObservationLayout:
         return self.mask(flat).sum(dim=-1)
 
 
-class MaskedNoise:
-    """Additive noise of ``certifier`` (a ``rlcert.certify`` Gaussian/Laplace certifier) on the masked coordinates.
+class MaskedNoise(Noise):
+    """An additive ``Noise`` (``additive = True``: Gaussian, Laplace, uniform) on the masked coordinates only.
 
-    ``perturb_(out, x, generator)`` has the signature of the certify core's samplers: it fills ``out``
-    (m, D) with m noisy copies of the flat observation x (D,); unmasked coordinates equal x exactly.
+    ``noise``: the noise object (or a smoothing certifier, whose ``noise`` is taken); ``layout``: anything with
+    ``mask(flat) -> float mask of flat's shape`` (an ``ObservationLayout``). ``perturb_(out, x, generator)`` fills
+    ``out`` (m, D) with m noisy copies of the flat observation x (D,) (or of each row of x (m, D)): the wrapped
+    noise's draws (same generator calls, so the same samples as certifying with that noise) times the mask, plus x;
+    unmasked coordinates equal x exactly. ``sigma``, ``lambd``, ``norm`` and ``radius`` are the wrapped noise's.
     """
 
-    def __init__(self, certifier: Any, layout: ObservationLayout) -> None:
-        if getattr(certifier, "name", None) not in NOISE_METHODS:
-            raise ValueError(f"method must be one of {NOISE_METHODS} (additive noise), got "
-                             f"{getattr(certifier, 'name', certifier)!r}")
-        self.certifier = certifier
-        self.layout = layout
-        self.method = certifier.name
-        self.sigma = float(certifier.sigma)
+    name = "masked"
 
-    def perturb_(self, out: torch.Tensor, x: torch.Tensor, generator: torch.Generator) -> None:
-        self.certifier.perturb_(out, torch.zeros_like(x), generator)  # pure noise, same sampler as certification
+    def __init__(self, noise: Noise | SmoothingCertifier, layout: Any) -> None:  # noqa: D107
+        base = noise.noise if isinstance(noise, SmoothingCertifier) else noise
+        if not isinstance(base, Noise) or not getattr(base, "additive", False):
+            raise ValueError(f"noise must be an additive Noise (one of {NOISE_METHODS}), got "
+                             f"{getattr(base, 'name', type(base).__name__)!r}")
+        if not callable(getattr(layout, "mask", None)):
+            raise ValueError(f"layout must have a mask(flat) method (an ObservationLayout), got {layout!r}")
+        self.base = base
+        self.layout = layout
+        self.norm = base.norm  # type: ignore[misc]
+        self.lambda_per_sigma = base.lambda_per_sigma  # type: ignore[misc]
+        self.lambda_meaning = base.lambda_meaning  # type: ignore[misc]
+        self.lambd = base.lambd
+
+    @property
+    def sigma(self) -> float:
+        return self.base.sigma
+
+    @property
+    def method(self) -> str:
+        """The wrapped noise's name ("gaussian", "laplace")."""
+        return self.base.name
+
+    def perturb_(self, out: torch.Tensor, x: torch.Tensor, generator: torch.Generator | None) -> None:
+        self.base.perturb_(out, torch.zeros_like(x), generator)  # pure noise, the same sampler as certification
         out.mul_(self.layout.mask(x)).add_(x)
 
+    def radius(self, p_lower: np.ndarray) -> np.ndarray:
+        return self.base.radius(p_lower)
+
+    def radius_two_bound(self, p_lower: np.ndarray, p_upper: np.ndarray) -> np.ndarray:
+        return self.base.radius_two_bound(p_lower, p_upper)
+
+    @property
+    def has_two_bound(self) -> bool:
+        return self.base.has_two_bound
+
     def __repr__(self) -> str:
-        return f"MaskedNoise({self.method}, sigma={self.sigma}, perturb={list(self.layout.perturb)})"
+        perturb = list(getattr(self.layout, "perturb", []))
+        return f"MaskedNoise({self.method}, sigma={self.sigma}, perturb={perturb})"
 
 
 TRAIN_STREAM = 12

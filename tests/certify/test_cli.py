@@ -137,7 +137,7 @@ def test_bad_data_and_model(setup, capsys):
     assert main(args(model, bad, out)) == 2 and "NaN" in capsys.readouterr().err
     np.savez(bad, x=np.zeros((3, 1, 2, 2), np.float32) + 2, y=np.zeros(3, np.int64))
     assert main(args(model, bad, out, "--method", "ssn")) == 2  # only methods that need [0, 1] refuse it
-    assert "--method ssn: this noise needs inputs in [0, 1]" in capsys.readouterr().err
+    assert "does not suit --method ssn: this noise needs inputs in [0, 1]" in capsys.readouterr().err
     np.savez(bad, x=np.zeros((3, 1, 5, 5), np.float32), y=np.zeros(2, np.int64))
     assert main(args(model, bad, out)) == 2 and "y must" in capsys.readouterr().err
     np.savez(bad, x=np.zeros((3, 1, 2, 2), np.float32), y=np.zeros(3, np.int64))
@@ -212,3 +212,100 @@ def test_resume_accepts_settings_recorded_before_layout_v2(setup):
     assert main(args(model, data, out)) == 0 and len(load_tsv(out)["idx"]) == 12
     meta.write_text(json.dumps({**old, "sigma": "0.5"}))
     assert main(args(model, data, out)) == 2
+
+
+def _written(tmp):
+    return sorted(p.name for p in tmp.rglob("*") if p.suffix in (".tsv", ".json", ".png"))
+
+
+def test_out_naming_a_directory_is_one_line_before_anything_is_written(setup, capsys):
+    tmp, model, data, _ = setup
+    (tmp / "outdir").mkdir()
+    before = _written(tmp)
+    assert main(args(model, data, tmp / "outdir")) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "is a directory" in err and err.count("\n") == 1 and "Traceback" not in err
+    assert main(args(model, data, tmp / "ok.tsv", "--plot", str(tmp / "outdir"))) == 2
+    err = capsys.readouterr().err
+    assert "--plot" in err and "is a directory" in err and err.count("\n") == 1
+    assert main(args(model, data, tmp / "d.npz" / "o.tsv")) == 2  # a file where a folder should be
+    err = capsys.readouterr().err
+    assert "is a file, not a directory" in err and err.count("\n") == 1
+    assert _written(tmp) == before
+
+
+def test_weights_of_another_model_are_one_line_naming_file_and_model(setup, capsys):
+    tmp, _, data, _ = setup
+    other = tmp / "wide.pt"
+    torch.save(digits_cnn(width=32).state_dict(), other)  # the same factory, another width: 8 tensors differ
+    out = tmp / "w.tsv"
+    argv = ["--model", "rlcert.certify.models:digits_cnn", "--weights", str(other), "--data", "digits", "--n0", "10",
+            "--n", "100", "--sigma", "0.25", "--max", "1", "--out", str(out), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(other) in err and "rlcert.certify.models:digits_cnn" in err, err
+    assert "size mismatch" not in err and "another shape" in err
+    not_a_state = tmp / "junk.pt"
+    not_a_state.write_bytes(b"not a torch file")
+    assert main([*argv[:3], str(not_a_state), *argv[4:]]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(not_a_state) in err and "state dict" in err
+    assert not out.exists() and not out.with_name("w.tsv.json").exists()
+
+
+@pytest.mark.parametrize("content", ["garbage", "truncated", "pickled"])
+def test_corrupt_npz_is_one_line_with_the_path(setup, capsys, content):
+    tmp, model, data, _ = setup
+    bad = tmp / "corrupt.npz"
+    if content == "garbage":
+        bad.write_bytes(b"garbage" * 10)
+    elif content == "truncated":
+        raw = data.read_bytes()
+        bad.write_bytes(raw[: len(raw) // 2])
+    else:
+        np.savez(bad, x=np.array([{"a": 1}] * 3, dtype=object), y=np.zeros(3, np.int64))
+    out = tmp / "c.tsv"
+    assert main(args(model, bad, out)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(bad) in err and "--data" in err, err
+    assert "unsafely" not in err and "allow_pickle" not in err
+    assert not out.exists()
+
+
+def test_n_too_small_to_certify_is_refused_and_n_below_n0_is_not(setup, capsys):
+    """CERTIFY needs p_lower > 1/2, and the largest p_lower n samples can give is cp_lower(n, n, alpha) = alpha^(1/n):
+    with alpha = 0.001 that is > 1/2 only from n = 10 on, whatever n0 is. n < n0 itself is a valid budget (n0 only
+    selects the class; Cohen et al. use independent n0 and n), so it is accepted and certifies."""
+    tmp, model, data, x = setup
+    out = tmp / "n.tsv"
+    base = ["--model", str(model), "--data", str(data), "--sigma", "0.3", "--batch", "64", "--out", str(out),
+            "--no-progress", "--max", "3"]
+    assert main([*base, "--n0", "100", "--n", "9", "--alpha", "0.001"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "n must be >= 10" in err and not out.exists()
+    # two_sided Clopper-Pearson halves alpha: one more sample is needed
+    assert main([*base, "--n0", "5", "--n", "10", "--alpha", "0.001", "--cp-mode", "two_sided"]) == 2
+    assert "n must be >= 11" in capsys.readouterr().err and not out.exists()
+    assert main([*base, "--n0", "100", "--n", "50", "--alpha", "0.001"]) == 0
+    _, written = rows(out)
+    assert len(written) == 3 and any(int(r[2]) != -1 for r in written)  # n = 50 < n0 = 100 certifies
+
+
+def test_a_torchscript_model_of_another_input_shape_is_one_line(tmp_path, capsys):
+    model = tmp_path / "m.pt"
+    torch.jit.script(nn.Sequential(nn.Flatten(), nn.Linear(5, 2))).save(str(model))
+    data = tmp_path / "d.npz"
+    np.savez(data, x=np.zeros((3, 4), np.float32), y=np.zeros(3, np.int64))
+    assert main(args(model, data, tmp_path / "o.tsv")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "it expects (B, ..., 5)" in err and "mat1 and mat2" in err, err
+    assert not (tmp_path / "o.tsv").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_device_cuda_without_cuda_is_one_line(setup, capsys):
+    tmp, model, data, _ = setup
+    assert main(args(model, data, tmp / "g.tsv", "--device", "cuda")) == 2
+    err = capsys.readouterr().err
+    assert err == "rlcert certify: error: --device cuda: CUDA is not available on this machine (use the cpu)\n"
+    assert not (tmp / "g.tsv").exists()

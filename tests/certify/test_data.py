@@ -9,8 +9,8 @@ from PIL import Image
 from torch import nn
 
 from rlcert.certify.cli.certify import main
-from rlcert.certify.cli.data import load_cifar10, load_data, load_image_folder
 from rlcert.certify.cli.tsv import load_tsv
+from rlcert.certify.io import load_cifar10, load_data, load_image_folder
 from rlcert.certify.models.normalize import PRESETS, NormalizeLayer, parse_normalize
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit
@@ -133,5 +133,5 @@ def test_normalize_layer_and_spec():
     rows = NormalizeLayer([1.0, 2.0], [2.0, 4.0])(torch.tensor([[3.0, 6.0]]))
     assert torch.allclose(rows, torch.tensor([[1.0, 1.0]]))
     for bad in ("cifar", "1,2/3", "1/0", "a/b"):
-        with pytest.raises(ValueError, match="--normalize"):
+        with pytest.raises(ValueError, match="^normalize must be one of"):
             parse_normalize(bad)

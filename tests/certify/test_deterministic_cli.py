@@ -13,13 +13,13 @@ import torch
 
 from rlcert.certify import models as digit_models
 from rlcert.certify.cli.certify import main
-from rlcert.certify.cli.data import DIGITS_TEST_SIZE, load_digits_split
 from rlcert.certify.cli.tsv import HEADER, load_tsv
 from rlcert.certify.core.classifier import BaseClassifier
 from rlcert.certify.deterministic.dssn import DSSN
 from rlcert.certify.deterministic.lambda_design import milp_design, power_ecm
 from rlcert.certify.deterministic.patch import BlockSmoothing, ColumnSmoothing
 from rlcert.certify.deterministic.variable_lambda import DeterministicL0, VariableLambda
+from rlcert.certify.io import DIGITS_TEST_SIZE, load_digits_split
 from rlcert.certify.poisoning.dpa import DPA, SSDPA, PartitionEnsemble, train_partitions
 
 N_INPUTS = 6

@@ -171,6 +171,6 @@ def test_two_bound_refused_for_a_noise_without_that_certificate():
             return np.zeros_like(p_lower)
 
     OneBoundOnly(two_bound=False)
-    with pytest.raises(ValueError, match="two_bound=True is not available for --method one-bound-only"):
+    with pytest.raises(ValueError, match="two_bound=True is not available for OneBoundOnly"):
         OneBoundOnly(two_bound=True)
     GaussianCertifier(sigma=0.5, two_bound=True)  # Gaussian has one

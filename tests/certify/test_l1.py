@@ -34,7 +34,7 @@ def test_laplace_mc_certificate_threshold():
 def test_laplace_bound_algebra():
     p = np.linspace(0.5, 0.9999, 200)
     tight, lec = laplace_radius(p, 1.0), lecuyer_radius(p, 1.0)
-    assert np.all(tight[1:] > lec[1:]) and tight[0] == pytest.approx(0) and lec[0] == pytest.approx(0)
+    assert np.all(tight[1:] > lec[1:]) and tight[0] == lec[0] == -1  # p_lower = 1/2 certifies nothing (strict)
     # Theorem 1 with p_B = 1 - p_A equals Theorem 2
     assert np.allclose(laplace_radius_two_bound(p[1:], 1 - p[1:], 1.0), tight[1:], rtol=1e-12)
     assert laplace_radius_two_bound(0.6, 0.3, 1.0) == pytest.approx(0.35667494, abs=1e-8)

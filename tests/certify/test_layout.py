@@ -87,6 +87,42 @@ def test_no_import_cycles_between_certify_modules():
     assert "rlcert.certify.core.smoothing" in graph  # the graph covers the package
 
 
+def _method_modules() -> dict[str, Path]:
+    """Certification methods and their floor-1 helpers: everything under rlcert/certify except the command-line
+    code (cli/, policy/cli.py, the package's __main__)."""
+    files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    commands = ("rlcert.certify.policy.cli", "rlcert.certify.__main__")
+    return {m: p for m, p in files.items() if not m.startswith("rlcert.certify.cli") and m not in commands}
+
+
+def test_certification_methods_never_import_the_cli():
+    """spec/architecture.md: methods load models and data through rlcert.certify.io, never through the CLI (the
+    issue: adaptive/certifier.py and locally_biased/certifier.py imported cli.certify for model loading)."""
+    offenders = {m: sorted(i for i in _imports(p, m) if i.startswith("rlcert.certify.cli")) for m, p in
+                 _method_modules().items()}
+    offenders = {m: i for m, i in offenders.items() if i}
+    assert not offenders, offenders
+    io = _imports(PACKAGE / "io.py", "rlcert.certify.io")
+    assert not any(i.startswith("rlcert.certify.cli") for i in io)
+    for rel in ("adaptive/certifier.py", "locally_biased/certifier.py", "cli/certify.py"):
+        assert "rlcert.certify.io" in _imports(PACKAGE / rel, _module_name(PACKAGE / rel)), rel
+
+
+def test_the_cli_check_catches_a_method_importing_the_cli(tmp_path, monkeypatch):
+    pkg = tmp_path / "rlcert" / "certify"
+    (pkg / "cli").mkdir(parents=True)
+    (pkg / "io.py").write_text("")
+    (pkg / "m.py").write_text("def f():\n    from rlcert.certify.cli.certify import load_model\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", pkg)
+    try:
+        test_certification_methods_never_import_the_cli()
+    except AssertionError as e:
+        assert "rlcert.certify.m" in str(e)
+    else:
+        raise AssertionError("a method importing the CLI was not detected")
+
+
 def test_cycle_detector_catches_a_cycle(tmp_path, monkeypatch):
     """The detector itself fails on a two-module cycle (the old ablation_models <-> dpa pattern)."""
     pkg = tmp_path / "rlcert" / "certify"
@@ -108,3 +144,4 @@ def test_layout_folders_exist():
     """One folder per concept (other families -- locally biased, adaptive, policy inputs -- add their own)."""
     for folder in ("core", "randomized", "deterministic", "poisoning", "models", "cli"):
         assert (PACKAGE / folder / "__init__.py").is_file()
+    assert (PACKAGE / "io.py").is_file()  # model and data loading, below the CLI

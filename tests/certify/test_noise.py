@@ -100,5 +100,63 @@ def test_any_input_shape_and_range_for_additive_noises():
         c = cert.certify(clf, x)
         assert [k.prediction for k in c] == [1, 0]
         assert all(k.radius > 0 for k in c)
-    with pytest.raises(ValueError, match=r"--method ssn: this noise needs inputs in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"^SSNCertifier: this noise needs inputs in \[0, 1\]"):
         SSNCertifier(sigma=0.5, n0=50, n=100).certify(clf, x)
+
+
+def _every_radius_function():
+    """(name, radius(p), radius_two_bound(pa, pb) or None) for every pure certificate function of p_lower."""
+    from rlcert.certify.adaptive.composition import adaptive_radius
+    from rlcert.certify.randomized import gaussian, laplace, uniform, wasserstein
+    from rlcert.certify.randomized.ablation import ablation_radius, ablation_radius_two_bound
+
+    out = [(name, make_noise(name, sigma=0.3).radius, make_noise(name, sigma=0.3).radius_two_bound)
+           for name in sorted(NOISES)]
+    out += [("wasserstein-pixel", make_noise("wasserstein", sigma=0.3, domain="pixel").radius,
+             make_noise("wasserstein", sigma=0.3, domain="pixel").radius_two_bound),
+            ("wasserstein-l1", make_noise("wasserstein", sigma=0.3, ground="l1").radius, None),
+            ("lecuyer", LaplaceNoise(sigma=0.3, bound="lecuyer").radius, None),
+            ("gaussian_radius", lambda p: gaussian.gaussian_radius(p, 0.3),
+             lambda a, b: gaussian.gaussian_radius_two_bound(a, b, 0.3)),
+            ("laplace_radius", lambda p: laplace.laplace_radius(p, 0.3),
+             lambda a, b: laplace.laplace_radius_two_bound(a, b, 0.3)),
+            ("lipschitz_l1_radius", lambda p: uniform.lipschitz_l1_radius(p, 0.3),
+             lambda a, b: uniform.lipschitz_l1_radius_two_bound(a, b, 0.3)),
+            ("wasserstein_radius", lambda p: wasserstein.wasserstein_radius(p, 0.1),
+             lambda a, b: wasserstein.wasserstein_radius_two_bound(a, b, 0.1)),
+            ("adaptive_radius", lambda p: adaptive_radius(p, [0.5, 1.0], dim=4),
+             lambda a, b: adaptive_radius(a, [0.5, 1.0], p_upper=b, dim=4)),
+            ("ablation_radius", lambda p: ablation_radius(p, 64, 8),
+             lambda a, b: ablation_radius_two_bound(a, b, 64, 8))]
+    return out
+
+
+@pytest.mark.parametrize("name,radius,two_bound", _every_radius_function(), ids=lambda v: v if isinstance(v, str)
+                         else "")
+def test_no_certificate_is_the_abstain_value_never_a_negative_radius(name, radius, two_bound):
+    """p_lower <= 1/2 (or p_lower <= p_upper) certifies nothing: every radius function returns ABSTAIN (-1) there,
+    as a scalar for a scalar and elementwise for arrays; just above the boundary the radius is >= 0 (the
+    issue's wasserstein_radius(0.3, 0.1) was -0.021)."""
+    from rlcert.certify.core.certificate import ABSTAIN
+
+    below = [0.0, 0.1, 0.3, 0.5]
+    assert all(float(radius(p)) == ABSTAIN for p in below), name
+    above = np.array([math.nextafter(0.5, 1.0), 0.5 + 1e-12, 0.6, 0.99])
+    got = np.asarray(radius(np.concatenate([below, above])), dtype=np.float64)
+    assert np.all(got[:4] == ABSTAIN) and np.all(got[4:] >= 0), (name, got)
+    assert got[-1] > 0
+    if two_bound is not None:
+        pa = np.array([0.3, 0.4, 0.45, 0.6, 0.6])
+        pb = np.array([0.3, 0.5, 0.45, 0.2, math.nextafter(0.6, 0.0)])
+        r2 = np.asarray(two_bound(pa, pb), dtype=np.float64)
+        assert np.all(r2[:3] == ABSTAIN) and np.all(r2[3:] >= 0) and r2[3] > 0, (name, r2)
+        assert float(two_bound(0.3, 0.4)) == ABSTAIN
+
+
+def test_wasserstein_radius_of_the_issue():
+    from rlcert.certify.core.certificate import ABSTAIN
+    from rlcert.certify.randomized.wasserstein import wasserstein_radius
+
+    assert float(wasserstein_radius(0.3, 0.1)) == ABSTAIN
+    # the formula itself is unchanged where it certifies: sigma/4 ln(p/(1-p))
+    assert float(wasserstein_radius(0.8, 0.1)) == pytest.approx(0.1 / 4 * math.log(4), rel=1e-14)

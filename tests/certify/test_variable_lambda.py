@@ -2,6 +2,7 @@
 
 import argparse
 import itertools
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -230,3 +231,55 @@ def test_ecm_and_lp_modes_share_one_radius_convention(alpha):
         assert np.all(changed[inside] <= kbar)
         too_generous_caught |= bool(np.any(changed[dist <= 2 * ecm.radius(kbar) + 1e-12] > kbar))
     assert too_generous_caught
+
+
+def test_design_check_is_exact_at_float_ties():
+    """S(k) <= B g(k/q) is the Lipschitz guarantee, so it must not be decided with a float tolerance in the unsound
+    direction. B = 201391449, q = 2, g = z^p (p the float 1/3): B (1/2)^p = 159844499 - 8.8e-10 (a continued-fraction
+    convergent), which rounds to exactly 159844499 in float64; S(1) = 159844499 exceeds g by 8.8e-10 votes and
+    was accepted by floor(B g + 1e-9). Exact ties (p = 1/2: (1/4)^(1/2) = 1/2) stay accepted."""
+    from decimal import Decimal, localcontext
+
+    p, budget, n = 1 / 3, 201_391_449, 159_844_499
+    g = power_ecm(p)
+    with localcontext() as ctx:  # the reference: 100 digits, the float p as an exact rational
+        ctx.prec = 100
+        fp = Fraction(p)
+        exact = budget * (Decimal(fp.numerator) / fp.denominator * Decimal(0.5).ln()).exp()
+    assert Decimal(n - 1) < exact < Decimal(n) and float(budget * g(0.5)) == n
+    assert not LambdaDesign(2, budget, {1: n}).is_below(g)
+    assert LambdaDesign(2, budget, {1: n - 1}).is_below(g)
+    # exact equality is allowed (inclusive), one more vote is not: checked against Fraction arithmetic
+    half = power_ecm(0.5)
+    for s in range(495, 506):
+        want = Fraction(s, 1000) ** 2 <= Fraction(1, 4)
+        assert LambdaDesign(4, 1000, {1: s}).is_below(half) == want, s
+    assert LambdaDesign(4, 1000, {1: 500}).is_below(half) and not LambdaDesign(4, 1000, {1: 501}).is_below(half)
+    # alpha scales g: z^p / alpha, capped at 1
+    assert LambdaDesign(4, 1000, {1: 250}).is_below(power_ecm(0.5, alpha=2.0))
+    assert not LambdaDesign(4, 1000, {1: 251}).is_below(power_ecm(0.5, alpha=2.0))
+
+
+@pytest.mark.parametrize("key, p", [("1/2", 0.5), ("1/3", 1 / 3)])
+def test_reported_radius_never_exceeds_the_exact_value(key, p):
+    """The l_p radius is inclusive, so rounding must go down: against D^(1/p) in 60-digit arithmetic (D = alpha
+    Kbar / B and p exact rationals of the floats). Plain float D ** (1 / p) overshoots, e.g. p = 1/2, Kbar/B =
+    1/10: 0.1 ** 2 = 0.010000000000000002 > 1/100."""
+    from decimal import Decimal, localcontext
+
+    design = LambdaDesign(255, 1000, PUBLISHED_WEIGHTS[key])
+    fp = Fraction(p)
+    over = 0
+    for alpha in (1.0, 3.0):
+        cert = VariableLambda(design, p=p, alpha=alpha)
+        for kbar in range(0, 3000, 7):
+            got = cert.radius(kbar)
+            d = Fraction(alpha) * kbar / cert.budget
+            with localcontext() as ctx:
+                ctx.prec = 60
+                dd = Decimal(d.numerator) / Decimal(d.denominator)
+                exact = Decimal(0) if d == 0 else (dd.ln() * fp.denominator / fp.numerator).exp()
+                assert Decimal(got) <= exact, (alpha, kbar)
+                assert Decimal(got) >= exact * (1 - Decimal("1e-13")), (alpha, kbar)
+                over += Decimal(float(d) ** (1.0 / p)) > exact
+    assert over > 0  # the plain float formula does overshoot somewhere on this grid

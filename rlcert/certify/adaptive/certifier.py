@@ -24,9 +24,11 @@ from rlcert.certify.adaptive.composition import adaptive_radius, effective_sigma
 from rlcert.certify.adaptive.queries import GaussianQueries
 from rlcert.certify.core.certificate import Certificate
 from rlcert.certify.core.checks import check_count, check_positive
+from rlcert.certify.core.classifier import model_dtype
 from rlcert.certify.core.registry import register
 from rlcert.certify.core.sampling import _chunks
 from rlcert.certify.core.smoothing import CERTIFY_STREAM, SmoothingCertifier, check_inputs
+from rlcert.certify.io import load_model, resolve_device
 
 
 class AdaptiveCertifier(SmoothingCertifier):
@@ -69,7 +71,7 @@ class AdaptiveCertifier(SmoothingCertifier):
     def _prepare(model: Any, x: Any) -> tuple[torch.Tensor, tuple[float, ...]]:
         device = next((p.device for p in model.parameters()), torch.device("cpu")) \
             if isinstance(model, torch.nn.Module) else torch.device("cpu")
-        x = check_inputs(x, device)
+        x = check_inputs(x, device, method=type(model).__name__, dtype=model_dtype(model))
         sigmas = tuple(float(s) for s in model.noise_sigmas())
         effective_sigma(sigmas)  # validates
         if model.norm not in ("linf", "l2"):
@@ -122,7 +124,7 @@ class ARSCertifier(AdaptiveCertifier):
         self.total_sigma = check_positive(sigma, "sigma")
         split_sigma2(self.total_sigma, sigma1)   # sigma1 > sigma
         if averaging not in AVERAGING:
-            raise ValueError(f"--averaging must be one of {AVERAGING}, got {averaging!r}")
+            raise ValueError(f"averaging must be one of {AVERAGING}, got {averaging!r}")
         self.sigma1, self.averaging, self.mask_activation = float(sigma1), averaging, mask_activation
         self.base_model, self.mask_model, self.num_classes = base_model, mask_model, num_classes
 
@@ -130,9 +132,10 @@ class ARSCertifier(AdaptiveCertifier):
         if self.base_model is None or self.mask_model is None:
             return None
         if self.num_classes is None:
-            raise ValueError("--num-classes is required for --method ars (number of logits of --base-model)")
+            raise ValueError("num_classes is required for ARSCertifier (number of logits of base_model; CLI "
+                             "--num-classes)")
         return ARSModel(self.mask_model, self.base_model, self.total_sigma,
-                        check_count(self.num_classes, "--num-classes", 2),
+                        check_count(self.num_classes, "num_classes", 2),
                         sigma1=self.sigma1, averaging=self.averaging, mask_activation=self.mask_activation).eval()
 
     @property
@@ -161,14 +164,12 @@ class ARSCertifier(AdaptiveCertifier):
 
     @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> ARSCertifier:
-        from rlcert.certify.cli.certify import load_model, resolve_device
-
         if getattr(args, "sigma", None) is None:
             raise ValueError("--sigma (total noise level) is required for --method ars")
         if args.model is not None:
             raise ValueError("--method ars takes --base-model and --mask-model, not --model")
         device = resolve_device(args.device)
-        base = load_model(args.base_model, args.base_weights, device)
-        mask = load_model(args.mask_model, args.mask_weights, device)
+        base = load_model(args.base_model, args.base_weights, device, who="--base-model", weights_who="--base-weights")
+        mask = load_model(args.mask_model, args.mask_weights, device, who="--mask-model", weights_who="--mask-weights")
         return cls(args.sigma, args.sigma1, base, mask, args.num_classes, args.averaging, args.mask_activation,
                    **cls.sampling_kwargs(args))

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.stats import norm as normal
 
+from rlcert.certify.core.certificate import radius_or_abstain
 from rlcert.certify.core.checks import check_positive
 
 
@@ -65,7 +66,8 @@ def adaptive_radius(p_lower, sigmas: Sequence[float], p_upper=None, dim: int | N
 
     p_lower: lower bound on the top-class probability (> 1/2, or > p_upper); p_upper: upper bound on every other
     class (default 1 - p_lower). dim=None gives the l2 radius; dim=d gives the l-infinity radius (l2 / sqrt(d), d
-    the full input dimension, for steps whose noise is scaled by ||w||_2 / sqrt(d)).
+    the full input dimension, for steps whose noise is scaled by ||w||_2 / sqrt(d)). ABSTAIN (-1) where the bound
+    does not certify (p_lower <= 1/2, or p_lower <= p_upper; ``radius_or_abstain``).
     """
     s = effective_sigma(sigmas)
     p_lower = np.asarray(p_lower, dtype=np.float64)
@@ -77,4 +79,4 @@ def adaptive_radius(p_lower, sigmas: Sequence[float], p_upper=None, dim: int | N
         if int(dim) < 1:
             raise ValueError(f"dim must be an integer >= 1, got {dim!r}")
         r = r / math.sqrt(int(dim))
-    return r
+    return radius_or_abstain(r, p_lower, p_upper)

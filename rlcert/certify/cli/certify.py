@@ -25,7 +25,6 @@ lists that method's own flags (noise parameters, sampling budget).
 from __future__ import annotations
 
 import argparse
-import importlib
 import math
 import sys
 import time
@@ -37,13 +36,13 @@ from tqdm.auto import tqdm
 
 import rlcert.certify  # noqa: F401  (registers every method)
 from rlcert import runs
-from rlcert.certify.cli.data import load_data
 from rlcert.certify.cli.tsv import COLUMNS, format_row
 from rlcert.certify.core.certifier import Certifier
 from rlcert.certify.core.checks import check_count
-from rlcert.certify.core.classifier import BaseClassifier
+from rlcert.certify.core.classifier import BaseClassifier, error_line, expected_input
 from rlcert.certify.core.registry import METHODS, get
 from rlcert.certify.core.smoothing import SmoothingCertifier
+from rlcert.certify.io import check_output_file, load_data, load_model, resolve_device
 from rlcert.certify.models.normalize import parse_normalize
 
 RESUME_KEYS = ("method", "model", "weights", "data", "normalize")
@@ -105,47 +104,6 @@ def new_meaning(flag: str) -> str:
     return {"--lambda": "means a half-width (uniform, ssn, dssn) in every method that has it"}.get(flag, "was renamed")
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda requested but CUDA is not available")
-    return torch.device(name)
-
-
-def load_model(spec: str, weights: str | None, device: torch.device) -> torch.nn.Module:
-    """TorchScript file, or ``module:factory`` with an optional state dict."""
-    path = Path(spec)
-    if path.is_file() and path.suffix == ".pt2":  # torch.export archive
-        model = torch.export.load(str(path)).module()
-        return model.to(device)
-    if path.is_file():
-        try:
-            model = torch.jit.load(str(path), map_location=device)
-        except Exception as e:  # noqa: BLE001 - report as a bad --model
-            raise ValueError(f"--model {spec}: not a TorchScript file ({e.__class__.__name__}: {e})") from None
-    elif ":" in spec:
-        mod, _, fn = spec.partition(":")
-        try:
-            factory = getattr(importlib.import_module(mod), fn)
-        except (ImportError, AttributeError) as e:
-            raise ValueError(f"--model {spec}: cannot import factory ({e})") from None
-        model = factory()
-        if weights is not None:
-            if not Path(weights).is_file():
-                raise ValueError(f"--weights file not found: {weights}")
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-            try:
-                model.load_state_dict(state)
-            except RuntimeError as e:
-                raise ValueError(f"--weights {weights} do not fit --model {spec}: {e}") from None
-        else:
-            print("warning: --model factory without --weights: using untrained weights", file=sys.stderr)
-    else:
-        raise ValueError(f"--model must be an existing TorchScript file or package.module:factory, got {spec!r}")
-    return model.to(device).eval()
-
-
 def build_classifier(certifier: Certifier, args: argparse.Namespace, x_all: Any, y_all: Any,
                      device: torch.device, normalize: torch.nn.Module | None = None) -> Any:
     """The base classifier: the certifier's own (``base_classifier()``, e.g. DPA's ensemble) or ``--model``.
@@ -164,7 +122,7 @@ def build_classifier(certifier: Certifier, args: argparse.Namespace, x_all: Any,
         return own
     if args.model is None:
         raise ValueError(f"--model is required for --method {args.method} (a TorchScript file or module:factory)")
-    model = load_model(args.model, args.weights, device)
+    model = load_model(args.model, args.weights, device, who="--model", weights_who="--weights")
     if normalize is not None:
         model = torch.nn.Sequential(normalize, model).to(device).eval()
     with torch.no_grad():
@@ -176,8 +134,10 @@ def build_classifier(certifier: Certifier, args: argparse.Namespace, x_all: Any,
         try:
             probe = model(example)
         except Exception as e:  # noqa: BLE001 - wrong input shape for this model
+            want = expected_input(model)
             raise ValueError(f"--model failed on --data inputs of shape {tuple(x_all.shape[1:])} (fed as "
-                             f"{tuple(example.shape[1:])} by --method {args.method}): {e}") from None
+                             f"{tuple(example.shape[1:])} by --method {args.method}"
+                             f"{f'; it expects {want}' if want else ''}): {error_line(e)}") from None
     if probe.ndim != 2:
         raise ValueError(f"--model must return logits (B, K), got shape {tuple(probe.shape)}")
     k = args.num_classes or int(probe.shape[1])
@@ -200,11 +160,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.threads is not None:
         check_count(args.threads, "--threads", 1)
         torch.set_num_threads(args.threads)
+    check_output_file(args.out, "--out", also=(args.out.with_name(args.out.name + ".json"),))
+    if args.plot is not None:
+        check_output_file(args.plot, "--plot")
     cls = get(args.method)
-    certifier = cls.from_arguments(args)  # validates sigma, n0, n, alpha, ...
-    device = resolve_device(args.device)
-    normalize = parse_normalize(args.normalize) if args.normalize is not None else None
-    x_all, y_all = load_data(args.data)
+    try:
+        certifier = cls.from_arguments(args)  # validates sigma, n0, n, alpha, ...
+    except ValueError as e:  # API wording (parameter names): say which method's flags they are
+        raise ValueError(str(e) if str(e).startswith("--") else f"--method {args.method}: {e}") from None
+    try:
+        device = resolve_device(args.device)
+    except ValueError as e:  # "device='cuda': CUDA is not available ..." -> the flag
+        raise ValueError(f"--device {args.device}: {str(e).split(': ', 1)[-1]}") from None
+    normalize = parse_normalize(args.normalize, who="--normalize") if args.normalize is not None else None
+    x_all, y_all = load_data(args.data, who="--data")
     classifier = build_classifier(certifier, args, x_all, y_all, device, normalize)
 
     indices = list(range(0, len(x_all), args.skip))
@@ -214,16 +183,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     meta["method_args"] = {a: str(v) for a, v in sorted(vars(args).items())  # unset (None) flags are left out,
                            if v is not None and a not in vars(build_parser().parse_args(["--out", "o"]))}
     meta_path = args.out.with_name(args.out.name + ".json")
-    if args.out.is_dir():
-        raise ValueError(f"--out {args.out} is a directory; give a file name")
     table = runs.Rows(args.out, COLUMNS, delimiter="\t", fsync=False)  # flushed per group: survives a killed process
     # compared (one line naming the differing keys) before anything is written; stored before the first row
     runs.compare_settings(meta_path, meta, what=f"--out {args.out}", diff=settings_diff, have_results=len(table) > 0)
     done = {int(i) for i in table.column("idx")}
     todo = [i for i in indices if i not in done]
     group = args.inputs_per_call or inputs_per_call(certifier, args.batch)
-    if todo:
-        certifier.validate_inputs(torch.as_tensor(x_all[todo]))  # range / grid / shape, before writing anything
+    if todo:  # range / grid / shape, before writing anything
+        try:
+            certifier.validate_inputs(torch.as_tensor(x_all[todo]))
+        except ValueError as e:  # "SSNCertifier: x ..." (API wording) -> the flags
+            why = str(e).removeprefix(f"{type(certifier).__name__}: ")
+            raise ValueError(f"--data {args.data} does not suit --method {args.method}: {why}") from None
 
     runs.ensure_settings(meta_path, meta, what=f"--out {args.out}", diff=settings_diff, update=True)
     table.create()

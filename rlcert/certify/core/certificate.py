@@ -34,3 +34,17 @@ class Certificate:
     @property
     def abstained(self) -> bool:
         return self.prediction == ABSTAIN
+
+
+def radius_or_abstain(radius, p_lower, p_upper=None):
+    """The convention of every pure radius function ``radius(p_lower[, p_upper])``: the radius (clipped at 0 against
+    rounding) where the bound certifies -- p_lower > 1/2, or p_lower > p_upper when ``p_upper`` is given (strict,
+    decided on the floats as given) -- and ``ABSTAIN`` (-1.0, "no certificate") elsewhere, never a negative radius.
+
+    Scalars in, a numpy float64 scalar out; arrays in, a float64 array of the broadcast shape out."""
+    r = np.asarray(radius, dtype=np.float64)
+    pl = np.asarray(p_lower, dtype=np.float64)
+    ok = pl > 0.5 if p_upper is None else pl > np.asarray(p_upper, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        out = np.where(ok, np.maximum(r, 0.0), float(ABSTAIN))
+    return out[()] if out.ndim == 0 else out

@@ -49,5 +49,5 @@ def get(name: str) -> type[Certifier]:
     """The certifier class registered as ``name``; ValueError listing the choices otherwise."""
     load_methods()
     if name not in METHODS:
-        raise ValueError(f"--method must be one of {sorted(METHODS)}, got {name!r}")
+        raise ValueError(f"method must be one of {sorted(METHODS)}, got {name!r}")
     return METHODS[name]

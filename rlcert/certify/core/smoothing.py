@@ -19,6 +19,7 @@ owns the sampling protocol and the statistics:
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -28,6 +29,7 @@ import torch
 from rlcert.certify.core.certificate import ABSTAIN, Certificate
 from rlcert.certify.core.certifier import Certifier
 from rlcert.certify.core.checks import check_count, check_positive  # noqa: F401  (re-exported)
+from rlcert.certify.core.classifier import as_batch
 from rlcert.certify.core.sampling import derive_seed, make_generators, sample_counts
 from rlcert.certify.core.stats import (
     CP_MODES,
@@ -43,22 +45,50 @@ PREDICT_VARIANTS = ("two_sided", "one_sided")
 CERTIFY_STREAM, PREDICT_STREAM = 0, 1
 
 
-def check_inputs(x: Any, device: torch.device, bounded: bool = False, method: str | None = None) -> torch.Tensor:
+def check_inputs(x: Any, device: torch.device, bounded: bool = False, method: str | None = None,
+                 dtype: torch.dtype | None = None) -> torch.Tensor:
     """Validate a batch x of shape (N, *input_shape) of finite numbers (any range, unless ``bounded``: [0, 1], for
-    noises that need it); return it as a float tensor on ``device``. Errors name ``method`` when given."""
-    who = f"--method {method}: " if method else ""
-    if not isinstance(x, torch.Tensor):
-        x = torch.as_tensor(np.asarray(x))
+    noises that need it); return it as a floating tensor on ``device`` (a tensor of any real dtype or a numpy array;
+    cast to ``dtype``, the model's, when given). Errors start with ``method`` (e.g. the certifier's class name)."""
+    who = f"{method}: " if method else ""
+    x = as_batch(x, device, who=f"{who}x")
     if x.ndim < 2 or x.shape[0] == 0:
         raise ValueError(f"{who}x must have shape (N, *input_shape) with N >= 1, got {tuple(x.shape)}")
-    if not torch.is_floating_point(x):
-        x = x.float()
     if not bool(torch.isfinite(x).all()):
         raise ValueError(f"{who}x contains NaN or infinite values")
     if bounded and (float(x.min()) < 0.0 or float(x.max()) > 1.0):
         raise ValueError(f"{who}this noise needs inputs in [0, 1], got range [{float(x.min()):g}, "
                          f"{float(x.max()):g}]")
-    return x.to(device)
+    if dtype is not None and x.dtype != dtype:
+        cast = x.to(dtype)
+        if not bool(torch.isfinite(cast).all()):
+            raise ValueError(f"{who}x has values outside the range of the model's dtype {dtype} "
+                             f"(|x| up to {float(x.abs().max()):g})")
+        x = cast
+    return x
+
+
+def min_certifying_n(alpha: float, cp_mode: str = "one_sided", two_bound: bool = False) -> int:
+    """The smallest number of estimation samples n with which CERTIFY can certify at all: even n_A = n gives
+    p_lower = cp_lower(n, n, a) (a = alpha, or alpha / 2 for the two-bound split), and the certificate needs
+    p_lower > 1/2 (two_bound: p_lower > p_upper >= 1 - p_lower'). With fewer samples every input abstains,
+    whatever n0 is (n0 only selects the class and may be larger or smaller than n)."""
+    a = alpha / 2 if two_bound else alpha
+    n = max(1, math.floor(math.log(1.0 / a) / math.log(2.0)))
+    while not cp_lower(n, n, a, cp_mode) > 0.5:
+        n += 1
+    while n > 1 and cp_lower(n - 1, n - 1, a, cp_mode) > 0.5:
+        n -= 1
+    return n
+
+
+def check_can_certify(n: int, alpha: float, cp_mode: str = "one_sided", two_bound: bool = False) -> None:
+    """ValueError (one line, naming n) when n estimation samples can never give a certificate at level alpha."""
+    need = min_certifying_n(alpha, cp_mode, two_bound)
+    if n < need:
+        a, mode = ("alpha/2", f"cp_mode={cp_mode}, two_bound") if two_bound else ("alpha", f"cp_mode={cp_mode}")
+        raise ValueError(f"n must be >= {need} at alpha={alpha:g} ({mode}): with n={n} even n_A = n gives "
+                         f"p_lower = cp_lower(n, n, {a}) <= 1/2, so every input would abstain")
 
 
 class SmoothingCertifier(Certifier):
@@ -92,7 +122,8 @@ class SmoothingCertifier(Certifier):
         self.cp_mode = cp_mode
         self.two_bound = bool(two_bound)
         if self.two_bound and not self.has_two_bound:
-            raise ValueError(f"two_bound=True is not available for --method {self.name}")
+            raise ValueError(f"two_bound=True is not available for {type(self).__name__} (method {self.name!r})")
+        check_can_certify(self.n, self.alpha, self.cp_mode, self.two_bound)
 
     # ---- the noise: how to perturb, and how p_lower becomes a radius -----------------------------------------
     @property
@@ -132,7 +163,7 @@ class SmoothingCertifier(Certifier):
     def radius_two_bound(self, p_lower: np.ndarray, p_upper: np.ndarray) -> np.ndarray:
         """Radius from p_lower on c_A and p_upper on every other class (p_lower > p_upper)."""
         if self.noise is None or not self.noise.has_two_bound:
-            raise ValueError(f"two_bound=True is not available for --method {self.name}")
+            raise ValueError(f"two_bound=True is not available for {type(self).__name__} (method {self.name!r})")
         return self.noise.radius_two_bound(p_lower, p_upper)
 
     # ---- CLI -------------------------------------------------------------------------------------------------
@@ -176,7 +207,7 @@ class SmoothingCertifier(Certifier):
                     cp_mode=getattr(args, "cp_mode", "one_sided"), two_bound=getattr(args, "two_bound", False))
 
     def validate_inputs(self, x: torch.Tensor) -> None:
-        check_inputs(x, torch.device("cpu"), self.needs_unit_interval, self.name)
+        check_inputs(x, torch.device("cpu"), self.needs_unit_interval, type(self).__name__)
 
     # ---- CERTIFY / PREDICT -------------------------------------------------------------------------------------
     def _generators(self, n_inputs: int, seeds: Sequence[int] | None, stream: int, device: torch.device):
@@ -191,14 +222,16 @@ class SmoothingCertifier(Certifier):
     def sample(self, classifier: Any, x: torch.Tensor, num: int, seeds: Sequence[int] | None = None,
                stream: int = CERTIFY_STREAM, generators: list[torch.Generator] | None = None) -> np.ndarray:
         """Counts (N, K) of the base classifier on ``num`` noisy samples of each input."""
-        x = check_inputs(x, classifier.device, self.needs_unit_interval, self.name)
+        x = check_inputs(x, classifier.device, self.needs_unit_interval, type(self).__name__,
+                         getattr(classifier, "dtype", None))
         if generators is None:
             generators = self._generators(x.shape[0], seeds, stream, x.device)
         return sample_counts(classifier, x, check_count(num, "num"), self.perturb_, generators, self.batch)
 
     def certify(self, classifier: Any, x: torch.Tensor, seeds: Sequence[int] | None = None) -> list[Certificate]:
         """CERTIFY each input of x (N, *input_shape); returns N certificates (see the module docstring)."""
-        x = check_inputs(x, classifier.device, self.needs_unit_interval, self.name)
+        x = check_inputs(x, classifier.device, self.needs_unit_interval, type(self).__name__,
+                         getattr(classifier, "dtype", None))
         gens = self._generators(x.shape[0], seeds, CERTIFY_STREAM, x.device)
         counts0 = sample_counts(classifier, x, self.n0, self.perturb_, gens, self.batch)   # selection
         c_hat = counts0.argmax(axis=1)

@@ -25,6 +25,7 @@ import torch
 from rlcert.certify.core.certificate import Certificate
 from rlcert.certify.core.certifier import Certifier
 from rlcert.certify.core.checks import check_count
+from rlcert.certify.core.classifier import as_batch
 from rlcert.certify.core.registry import register
 from rlcert.certify.core.votes import vote_certificates
 from rlcert.certify.deterministic.enumeration import (
@@ -106,11 +107,12 @@ class DSSN(Certifier):
         return self.smooth(x, j)
 
     def validate_inputs(self, x: torch.Tensor) -> None:
-        quantise(x, self.q, name=f"--method {self.name}: x")
+        quantise(as_batch(x, who=f"{type(self).__name__}: x"), self.q, name=f"{type(self).__name__}: x")
 
     def certify(self, classifier: Any, x: torch.Tensor) -> list[Certificate]:
         num_classes = self.num_classes or classifier.num_classes
-        levels = quantise(x, self.q, name=f"--method {self.name}: x").flatten(1).cpu()
+        x = as_batch(x, who=f"{type(self).__name__}: x")
+        levels = quantise(x, self.q, name=f"{type(self).__name__}: x").flatten(1).cpu()
         v = self.offsets(levels.shape[1]).to(device_of(classifier))
         shape = tuple(x.shape[1:])
 

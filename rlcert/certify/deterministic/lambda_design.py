@@ -13,9 +13,12 @@ and the smoothed classifier is 1-Lipschitz w.r.t. ``d(x, y) = sum_i g(|x_i - y_i
 
 from __future__ import annotations
 
+import decimal
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
@@ -31,13 +34,50 @@ PUBLISHED_WEIGHTS: dict[str, dict[int, int]] = {
 }
 
 
-def power_ecm(p: float, alpha: float = 1.0) -> Concave:
+class PowerECM:
+    """g(z) = min(z^p / alpha, 1) (a callable on arrays, float64), with an exact test of ``s <= B g(k/q)``."""
+
+    def __init__(self, p: float, alpha: float = 1.0) -> None:
+        if not (0 < p <= 1):
+            raise ValueError(f"p must be in (0, 1], got {p!r}")
+        if not alpha > 0 or not math.isfinite(alpha):
+            raise ValueError(f"alpha must be a finite number > 0, got {alpha!r}")
+        self.p, self.alpha = float(p), float(alpha)
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        return np.minimum(np.power(np.asarray(z, dtype=float), self.p) / self.alpha, 1.0)
+
+    def allows(self, s: int, budget: int, k: int, q: int) -> bool:
+        """Exactly whether s <= budget * g(k/q), for the float p and alpha as given (exact rationals): decided by
+        a 60-digit (``decimal``) logarithm comparison, or, within 1e-40 of equality, by big-integer powers when
+        p's denominator is at most 2^16 (else refused: never a float tie decided in the unsound direction)."""
+        s, budget = int(s), int(budget)
+        if s <= 0:
+            return True
+        if s > budget:
+            return False
+        t = Fraction(int(k), int(q))            # (0, 1]
+        r = Fraction(self.alpha) * s / budget   # s <= B t^p / alpha  <=>  r <= t^p (when t^p / alpha < 1)
+        if t >= 1 or r <= 0:
+            return r <= 1 or s <= budget
+        if r >= 1:
+            return False
+        pe = Fraction(self.p)
+        with decimal.localcontext() as ctx:
+            ctx.prec = 60
+            gap = (Decimal(pe.numerator) / pe.denominator * (Decimal(t.numerator) / t.denominator).ln()
+                   - (Decimal(r.numerator) / r.denominator).ln())
+            if abs(gap) > Decimal("1e-40"):
+                return gap > 0
+        a, b = pe.numerator, pe.denominator
+        if b > 2 ** 16:
+            return False
+        return r.numerator ** b * t.denominator ** a <= t.numerator ** a * r.denominator ** b
+
+
+def power_ecm(p: float, alpha: float = 1.0) -> PowerECM:
     """g(z) = min(z^p / alpha, 1): the l_p^p metric scaled by 1/alpha (Corollary 4.1 and App. C.1.3.1)."""
-    if not (0 < p <= 1):
-        raise ValueError(f"p must be in (0, 1], got {p!r}")
-    if not alpha > 0:
-        raise ValueError(f"alpha must be > 0, got {alpha!r}")
-    return lambda z: np.minimum(np.power(np.asarray(z, dtype=float), p) / alpha, 1.0)
+    return PowerECM(p, alpha)
 
 
 @dataclass(frozen=True)
@@ -74,9 +114,13 @@ class LambdaDesign:
         return float(np.max(g(k / self.q) - self.split_counts()[1:] / self.budget))
 
     def is_below(self, g: Concave) -> bool:
-        """True iff S(k) <= B g(k/q) for every k (checked in exact integer arithmetic up to float g)."""
+        """True iff S(k) <= B g(k/q) for every k: decided exactly for a ``PowerECM`` (``power_ecm``; the l_p
+        designs), else on the floats of g with no tolerance (a float g is taken as exact)."""
+        s = self.split_counts()[1:]
+        if isinstance(g, PowerECM):
+            return all(g.allows(int(s[k - 1]), self.budget, k, self.q) for k in range(1, self.q + 1))
         k = np.arange(1, self.q + 1)
-        return bool(np.all(self.split_counts()[1:] <= np.floor(self.budget * g(k / self.q) + 1e-9)))
+        return bool(np.all(s <= self.budget * np.asarray(g(k / self.q), dtype=np.float64)))
 
     def scaled(self, factor: float) -> LambdaDesign:
         """Same w with budget B * factor (pads inf outcomes): the Lipschitz constant is divided by ``factor``."""

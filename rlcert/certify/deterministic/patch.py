@@ -35,6 +35,7 @@ import torch
 from rlcert.certify.core.certificate import Certificate
 from rlcert.certify.core.certifier import Certifier
 from rlcert.certify.core.checks import check_count
+from rlcert.certify.core.classifier import as_batch
 from rlcert.certify.core.registry import register
 from rlcert.certify.core.votes import vote_certificates
 from rlcert.certify.deterministic.enumeration import add_argument_once, check_batch_size, device_of
@@ -146,18 +147,19 @@ class _PatchSmoothing(Certifier):
 
     def _check_shape(self, x: torch.Tensor) -> tuple[int, int]:
         if x.ndim != 4:
-            raise ValueError(f"--method {self.name} takes images of shape (N, C, H, W), got {tuple(x.shape)}")
+            raise ValueError(f"{type(self).__name__} takes images of shape (N, C, H, W), got {tuple(x.shape)}")
         h, w = x.shape[2:]
         if self.size > min(h, w):
-            raise ValueError(f"--method {self.name}: band/block size s must be <= image side {min(h, w)}, "
+            raise ValueError(f"{type(self).__name__}: band/block size s must be <= image side {min(h, w)}, "
                              f"got {self.size}")
         return h, w
 
     def validate_inputs(self, x: torch.Tensor) -> None:
         """Images (N, C, H, W) in [0, 1]: the NULL encoding (x, 1 - x) tells kept pixels from ablated ones (0, 0)."""
+        x = as_batch(x, who=f"{type(self).__name__}: x")
         self._check_shape(x)
         if x.numel() and (float(x.min()) < 0.0 or float(x.max()) > 1.0):
-            raise ValueError(f"--method {self.name} needs inputs in [0, 1] (the (x, 1 - x) NULL encoding), got "
+            raise ValueError(f"{type(self).__name__} needs inputs in [0, 1] (the (x, 1 - x) NULL encoding), got "
                              f"range [{float(x.min()):g}, {float(x.max()):g}]")
 
     def base_input(self, x: torch.Tensor) -> torch.Tensor:
@@ -188,6 +190,7 @@ class _PatchSmoothing(Certifier):
         return counts.numpy()
 
     def certify(self, classifier: Any, x: torch.Tensor) -> list[Certificate]:
+        x = as_batch(x, who=f"{type(self).__name__}: x")
         self.validate_inputs(x)
         h, w = self._check_shape(x)
         counts = self.vote_counts(classifier, x)

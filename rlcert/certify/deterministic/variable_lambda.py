@@ -24,7 +24,9 @@ Deterministic l0 (Section 4.5): ``B = alpha`` outcomes, one with ``Lambda = 1/q`
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -33,6 +35,7 @@ import torch
 from rlcert.certify.core.certificate import Certificate
 from rlcert.certify.core.certifier import Certifier
 from rlcert.certify.core.checks import check_count
+from rlcert.certify.core.classifier import as_batch
 from rlcert.certify.core.registry import register
 from rlcert.certify.core.votes import vote_certificate, vote_certificates
 from rlcert.certify.deterministic.enumeration import (
@@ -134,11 +137,19 @@ class VariableLambda(Certifier):
     def radius(self, kbar: int) -> float:
         """Certified radius for Kbar, one convention for both modes: ``D = alpha Kbar / B`` (= Kbar / B0) is the
         certified distance ``sum_i g(|x_i - y_i|)`` for the alpha = 1 design's g (S(k) <= B0 g(k/q)); the ECM mode
-        reports D, the l_p mode (g = z^p) reports ``D^(1/p)``, the l_p norm with ``||x - y||_p^p <= D``."""
-        distance = self.alpha * kbar / self.budget
-        if self.p is None:
+        reports D, the l_p mode (g = z^p) reports ``D^(1/p)``, the l_p norm with ``||x - y||_p^p <= D``.
+
+        The radius is inclusive, so it is rounded **down**: D is the largest float <= the exact alpha Kbar / B, and
+        D^(1/p) is lowered by its worst-case rounding error ((|ln D| + 1) / p + 4 ulps), never above the exact
+        value (``tests/certify/test_variable_lambda.py``, against 60-digit arithmetic)."""
+        exact = Fraction(self.alpha) * int(kbar) / self.budget
+        distance = float(exact)
+        if Fraction(distance) > exact:
+            distance = math.nextafter(distance, 0.0)
+        if self.p is None or distance == 0.0:
             return distance
-        return distance ** (1.0 / self.p)
+        r = distance ** (1.0 / self.p)
+        return r * (1.0 - ((abs(math.log(distance)) + 1.0) / self.p + 4.0) * 2.0 ** -52)
 
     def certified_between(self, levels_x: np.ndarray, levels_y: np.ndarray, kbar: int) -> bool:
         """The exact (tightest) check: sum_i S(|X_i - Y_i|) <= Kbar."""
@@ -146,11 +157,12 @@ class VariableLambda(Certifier):
         return int(s[np.abs(np.asarray(levels_x) - np.asarray(levels_y))].sum()) <= kbar
 
     def validate_inputs(self, x: torch.Tensor) -> None:
-        quantise(x, self.q, name=f"--method {self.name}: x")
+        quantise(as_batch(x, who=f"{type(self).__name__}: x"), self.q, name=f"{type(self).__name__}: x")
 
     def certify(self, classifier: Any, x: torch.Tensor) -> list[Certificate]:
         num_classes = self.num_classes or classifier.num_classes
-        levels = quantise(x, self.q, name=f"--method {self.name}: x").flatten(1).cpu()
+        x = as_batch(x, who=f"{type(self).__name__}: x")
+        levels = quantise(x, self.q, name=f"{type(self).__name__}: x").flatten(1).cpu()
         shape = tuple(x.shape[1:])
         counts = enumerate_counts(classifier, levels, self.budget, self.batch_size, num_classes,
                                   lambda rows, b: self._encode(rows, b, shape))
@@ -182,8 +194,8 @@ def build_design(p: float, q: int, budget: int, kind: str = "published", time_li
     if kind == "published":
         key = {0.5: "1/2", round(1 / 3, 6): "1/3"}.get(round(p, 6))
         if key is None or q != 255 or budget != 1000:
-            raise ValueError("--design published exists only for p in {0.5, 1/3} with q = 255 and budget 1000; "
-                             "use --design milp")
+            raise ValueError("kind='published' (--design published) exists only for p in {0.5, 1/3} with q = 255 "
+                             "and budget 1000; use kind='milp' (--design milp)")
         return LambdaDesign(255, 1000, PUBLISHED_WEIGHTS[key])
     if kind == "milp":
         return milp_design(power_ecm(p), q, budget, time_limit=time_limit)
@@ -217,12 +229,12 @@ class DeterministicL0(Certifier):
         return torch.from_numpy((-v) % self.alpha).long()
 
     def validate_inputs(self, x: torch.Tensor) -> None:
-        quantise(x, self.q, name=f"--method {self.name}: x")
+        quantise(as_batch(x, who=f"{type(self).__name__}: x"), self.q, name=f"{type(self).__name__}: x")
 
     def encode(self, x: torch.Tensor, b: torch.Tensor | int) -> torch.Tensor:
         """[upper, lower] inputs for evaluation(s) b: kept features (x + 0.5/q, x - 0.5/q) clamped, others (1, 0)."""
         if x.numel() and (x.min() < 0 or x.max() > 1):
-            raise ValueError(f"--method {self.name} needs inputs in [0, 1], got range [{float(x.min()):g}, "
+            raise ValueError(f"{type(self).__name__} needs inputs in [0, 1], got range [{float(x.min()):g}, "
                              f"{float(x.max()):g}]")
         keep = self.keep_index(tuple(x.shape[1:])).to(x.device)
         bb = torch.as_tensor(b, dtype=torch.long, device=x.device).reshape(-1, 1)
@@ -241,6 +253,7 @@ class DeterministicL0(Certifier):
     def certify(self, classifier: Any, x: torch.Tensor) -> list[Certificate]:
         num_classes = self.num_classes or classifier.num_classes
         device = device_of(classifier)
+        x = as_batch(x, who=f"{type(self).__name__}: x")
         out = []
         for i in range(x.shape[0]):
             xi = x[i:i + 1].to(device)

@@ -18,8 +18,9 @@ import torch
 
 from rlcert.certify.core.certificate import Certificate
 from rlcert.certify.core.certifier import Certifier
-from rlcert.certify.core.classifier import BaseClassifier
+from rlcert.certify.core.classifier import BaseClassifier, as_batch
 from rlcert.certify.core.registry import register
+from rlcert.certify.io import load_model, load_npz_xy, resolve_device
 from rlcert.certify.locally_biased.lbrs import NORMS, LocallyBiasedSmoothing, TorchScore, is_affine
 
 
@@ -27,18 +28,19 @@ def load_reference(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """x (N, ...) float and y (N,) in {-1, +1} from an .npz with arrays x and y (y in {0, 1} or {-1, +1})."""
     p = Path(path)
     if p.suffix != ".npz" or not p.is_file():
-        raise ValueError(f"--reference must be an existing .npz file with arrays x, y; got {str(path)!r}")
-    with np.load(p) as f:
-        if "x" not in f.files or "y" not in f.files:
-            raise ValueError(f"--reference {p}: needs arrays x and y, found {f.files}")
-        x, y = np.asarray(f["x"], dtype=np.float64), np.asarray(f["y"])
-    if len(x) == 0 or y.shape != (len(x),):
-        raise ValueError(f"--reference {p}: x must be (N, ...) with N >= 1 and y (N,), got {x.shape}, {y.shape}")
+        raise ValueError(f"reference must be an existing .npz file with arrays x, y; got {str(path)!r}")
+    x, y = load_npz_xy(p, who="reference")
+    x = x.astype(np.float64)
     if np.isin(y, (0, 1)).all():
         y = 2 * y.astype(np.int64) - 1
     if not np.isin(y, (-1, 1)).all():
-        raise ValueError(f"--reference {p}: y must hold labels in {{0, 1}} or {{-1, +1}}")
+        raise ValueError(f"reference {p}: y must hold labels in {{0, 1}} or {{-1, +1}}")
     return x, y.astype(np.int64)
+
+
+NOT_AFFINE = ("model is not an exact affine module (nn.Linear, or nn.Sequential of nn.Linear/Flatten/Identity, no "
+              "subclasses, hooks or TorchScript): an LBRS certificate needs lipschitz=L (CLI --lipschitz; Theorem 8, "
+              "ReLU networks have none), or linear=True if you know the model is affine")
 
 
 @register
@@ -49,7 +51,8 @@ class LocallyBiasedCertifier(Certifier):
     norm = "l2"
 
     def __init__(self, reference: str | Path | tuple[Any, Any], bias: float, threat_norm: str = "l2",
-                 lipschitz: float | None = None, model: Any = None, device: Any = "cpu") -> None:
+                 lipschitz: float | None = None, model: Any = None, device: Any = "cpu",
+                 linear: bool | None = None) -> None:
         ref_x, ref_y = load_reference(reference) if isinstance(reference, (str, Path)) else reference
         # validates bias, norm, lipschitz and the reference set once, before any input is read
         self._probe = LocallyBiasedSmoothing(TorchScore(torch.nn.Identity(), linear=True), np.asarray(ref_x),
@@ -57,29 +60,38 @@ class LocallyBiasedCertifier(Certifier):
         self.ref_x, self.ref_y = np.asarray(ref_x, dtype=np.float64), np.asarray(ref_y)
         self.bias, self.norm, self.lipschitz = float(bias), threat_norm, lipschitz
         self.model, self.device = model, device
-        if model is not None and not is_affine(model) and lipschitz is None:
-            raise ValueError("--score-model is not affine (only Linear/Flatten layers count; TorchScript never does): "
-                             "an LBRS certificate needs --lipschitz L (Theorem 8; ReLU networks have none)")
+        self.linear = None if linear is None else bool(linear)
+        if model is not None and lipschitz is None and not self.is_linear(model):
+            raise ValueError(NOT_AFFINE)
 
     def base_classifier(self) -> BaseClassifier | None:
         """The score model given to the constructor (CLI: --score-model), as a 2-class classifier."""
         return None if self.model is None else BaseClassifier(self.model, 2, device=self.device)
 
+    def is_linear(self, model: Any) -> bool:
+        """The user's ``linear=`` when given, else ``is_affine(model)`` (exact affine modules only)."""
+        return is_affine(model) if self.linear is None else self.linear
+
     def smoother(self, model: Any, input_shape: tuple[int, ...], device: Any = "cpu") -> LocallyBiasedSmoothing:
-        return LocallyBiasedSmoothing(TorchScore(model, input_shape, device), self.ref_x, self.ref_y, self.bias,
-                                      self.norm, self.lipschitz)
+        linear = self.is_linear(model)
+        if not linear and self.lipschitz is None:
+            raise ValueError(NOT_AFFINE)
+        return LocallyBiasedSmoothing(TorchScore(model, input_shape, device, linear=linear), self.ref_x, self.ref_y,
+                                      self.bias, self.norm, self.lipschitz)
 
     def validate_inputs(self, x: torch.Tensor) -> None:
         """Inputs must have as many features as the reference points (the CLI checks before writing)."""
+        x = as_batch(x, who=f"{type(self).__name__}: x")
         if int(np.prod(tuple(x.shape[1:]))) != self.ref_x.reshape(len(self.ref_x), -1).shape[1]:
-            raise ValueError(f"--method lbrs: inputs of shape {tuple(x.shape[1:])} do not match the reference "
-                             f"set's {tuple(self.ref_x.shape[1:])}")
+            shape = ", ".join(map(str, self.ref_x.shape[1:]))
+            raise ValueError(f"{type(self).__name__}: x must have shape (N, {shape}) like the reference set, got "
+                             f"{tuple(x.shape)}")
 
     def certify(self, classifier: Any, x: torch.Tensor) -> list[Certificate]:
         """``classifier``: a BaseClassifier (its ``model``) or an nn.Module; x (N, *input_shape)."""
         model = getattr(classifier, "model", classifier)
         device = getattr(classifier, "device", "cpu")
-        x = torch.as_tensor(x)
+        x = as_batch(x, who=f"{type(self).__name__}: x")
         self.validate_inputs(x)
         res = self.smoother(model, tuple(x.shape[1:]), device).certify(x.detach().cpu().numpy())
         return [Certificate(prediction=int(lab > 0), radius=float(r), norm=self.norm)
@@ -103,10 +115,9 @@ class LocallyBiasedCertifier(Certifier):
 
     @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> LocallyBiasedCertifier:
-        from rlcert.certify.cli.certify import load_model, resolve_device
-
         if args.model is not None:
             raise ValueError("--method lbrs takes --score-model, not --model")
         device = resolve_device(args.device)
-        model = load_model(args.score_model, args.score_weights, device)
+        model = load_model(args.score_model, args.score_weights, device, who="--score-model",
+                           weights_who="--score-weights")
         return cls(args.reference, args.bias, args.threat_norm, args.lipschitz, model=model, device=device)

@@ -34,6 +34,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from rlcert.certify.core.classifier import model_dtype
+
 NORMS = ("l1", "l2", "linf")
 
 
@@ -128,21 +130,37 @@ class LinearScore:
         return x @ self.weight + self.bias, np.broadcast_to(self.weight, x.shape)
 
 
+def _plain(module: nn.Module, cls: type) -> bool:
+    """``module`` is exactly ``cls`` (not a subclass, whose forward may be anything) and no hook can change its
+    output (no forward / forward-pre hooks of its own; the global module hooks are checked by ``is_affine``)."""
+    return type(module) is cls and not module._forward_hooks and not module._forward_pre_hooks
+
+
 def is_affine(model: Any) -> bool:
-    """True when ``model`` is an ``nn.Linear`` or an ``nn.Sequential`` of only Linear / Flatten / Identity layers
-    (an affine map, so Theorem 6 applies). Anything else (incl. TorchScript) counts as nonlinear."""
-    if isinstance(model, nn.Linear):
+    """True only for exact affine modules, so Theorem 6 applies: an ``nn.Linear`` (the class itself), or an
+    ``nn.Sequential`` (the class itself) of ``nn.Linear`` / ``nn.Flatten`` / ``nn.Identity`` layers with at least
+    one Linear, none carrying forward hooks (and no global forward hooks registered). Anything else -- a subclass
+    of these (``forward`` may be ``sin(3 * linear(x))``), TorchScript, a parametrized layer -- counts as nonlinear:
+    declare an affine model yourself with ``linear=True``."""
+    if nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks:
+        return False
+    if not isinstance(model, nn.Module):
+        return False
+    if _plain(model, nn.Linear):
         return True
-    if isinstance(model, nn.Sequential) and len(model) > 0:
-        return all(is_affine(m) or isinstance(m, (nn.Flatten, nn.Identity)) for m in model) and any(
-            is_affine(m) for m in model)
+    if _plain(model, nn.Sequential) and len(model) > 0:
+        layers = list(model)
+        return all(_plain(m, nn.Linear) or _plain(m, nn.Flatten) or _plain(m, nn.Identity) for m in layers) and any(
+            _plain(m, nn.Linear) for m in layers)
     return False
 
 
 class TorchScore:
     """A differentiable ``nn.Module`` (or callable) as the score: outputs (B,) or (B, 1) are g itself; (B, 2) logits
     give g = logit[1] - logit[0] (class 1 <-> label +1). Gradients by autograd, in eval mode. ``linear`` defaults
-    to ``is_affine(model)``; a nonlinear score needs a user-given gradient-Lipschitz constant (Theorem 8)."""
+    to ``is_affine(model)`` (exact nn.Linear / nn.Sequential of Linear, Flatten, Identity only); ``linear=True``
+    declares an affine model yourself (Theorem 6 is then your claim). A nonlinear score needs a user-given
+    gradient-Lipschitz constant (Theorem 8)."""
 
     def __init__(self, model: nn.Module | Any, input_shape: tuple[int, ...] | None = None,
                  device: str | torch.device = "cpu", linear: bool | None = None) -> None:
@@ -166,7 +184,7 @@ class TorchScore:
         if was is not None:
             self.model.eval()
         try:
-            xt = torch.as_tensor(x, dtype=torch.float32, device=self.device).requires_grad_(True)
+            xt = torch.as_tensor(x, dtype=model_dtype(self.model), device=self.device).requires_grad_(True)
             with torch.enable_grad():
                 g = self.score_torch(xt)
                 (grad,) = torch.autograd.grad(g.sum(), xt)

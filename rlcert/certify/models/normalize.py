@@ -38,8 +38,9 @@ class NormalizeLayer(nn.Module):
         return (x - self.mean.view(shape)) / self.std.view(shape)
 
 
-def parse_normalize(spec: str) -> NormalizeLayer:
-    """``cifar10`` / ``imagenet`` or ``m1,m2,m3/s1,s2,s3`` (means / standard deviations per channel)."""
+def parse_normalize(spec: str, who: str = "normalize") -> NormalizeLayer:
+    """``cifar10`` / ``imagenet`` or ``m1,m2,m3/s1,s2,s3`` (means / standard deviations per channel); errors name
+    ``who`` (the CLI passes --normalize)."""
     if spec in PRESETS:
         return NormalizeLayer(*PRESETS[spec])
     mean, sep, std = spec.partition("/")
@@ -48,5 +49,5 @@ def parse_normalize(spec: str) -> NormalizeLayer:
             raise ValueError
         return NormalizeLayer([float(v) for v in mean.split(",")], [float(v) for v in std.split(",")])
     except ValueError as e:
-        raise ValueError(f"--normalize must be one of {sorted(PRESETS)} or MEAN1,MEAN2,../STD1,STD2,.. with std > 0, "
+        raise ValueError(f"{who} must be one of {sorted(PRESETS)} or MEAN1,MEAN2,../STD1,STD2,.. with std > 0, "
                          f"got {spec!r}{': ' + str(e) if str(e) else ''}") from None

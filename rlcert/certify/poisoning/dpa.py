@@ -32,6 +32,7 @@ import torch
 from rlcert.certify.core.certificate import Certificate
 from rlcert.certify.core.certifier import Certifier
 from rlcert.certify.core.checks import check_count
+from rlcert.certify.core.classifier import as_batch
 from rlcert.certify.core.registry import register
 from rlcert.certify.core.votes import median_certified_robustness, vote_certificates
 from rlcert.certify.models.partition import load_partition_model, pca_projection, train_partition
@@ -156,8 +157,9 @@ class DPA(Certifier):
     def certify(self, classifier: Any, x: torch.Tensor) -> list[Certificate]:
         ens = classifier if isinstance(classifier, PartitionEnsemble) else self.ensemble
         if ens is None:
-            raise ValueError(f"--method {self.name} needs a PartitionEnsemble (pass --partitions-dir)")
-        votes = ens.predict_all(x)
+            raise ValueError(f"{type(self).__name__} needs a PartitionEnsemble: pass ensemble= or certify(ensemble, x) "
+                             "(CLI: --partitions-dir)")
+        votes = ens.predict_all(as_batch(x, who=f"{type(self).__name__}: x"))
         preds, rho = certify_vote_matrix(votes, ens.num_classes)
         counts = np.stack([(votes == c).sum(1) for c in range(ens.num_classes)], 1)
         return [Certificate(int(p), float(r), self.norm, None, c) for p, r, c in zip(preds, rho, counts)]

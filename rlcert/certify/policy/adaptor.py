@@ -125,18 +125,20 @@ def algo_of(path: str | Path) -> str | None:
     return None
 
 
-def load_model(path: str | Path, algo: str | None = None, device: str = "auto", env: Any = None) -> Any:
+def load_model(path: str | Path, algo: str | None = None, device: str = "auto", env: Any = None,
+               who: str = "path", algo_who: str = "algo") -> Any:
     """Load an SB3 / rlcert model zip; ``algo`` as in ``PolicyFunction.load``. Only the policy is needed, so a
-    model saved with a HER replay buffer loads without ``env`` (its replay buffer class is not restored)."""
+    model saved with a HER replay buffer loads without ``env`` (its replay buffer class is not restored). Errors
+    name ``who`` / ``algo_who`` (the parameters; the CLI passes its flags)."""
     p = Path(path)
     if not p.exists() or not zipfile.is_zipfile(p):
-        raise ValueError(f"--model must be a saved SB3/rlcert model .zip, got {str(path)!r}")
+        raise ValueError(f"{who} must be a saved SB3/rlcert model .zip, got {str(path)!r}")
     if algo is None:
         algo = algo_of(p)
     if algo is None:
         with zipfile.ZipFile(p) as z:
             data = json.loads(z.read("data")) if "data" in z.namelist() else {}
         hint = data.get("policy_class", {}).get(":type:", "")
-        raise ValueError(f"--algo is needed for {p} (no config.yaml next to it; policy {hint!r})")
+        raise ValueError(f"{algo_who} is needed for {p} (no config.yaml next to it; policy {hint!r})")
     custom = None if env is not None else {"replay_buffer_class": None, "replay_buffer_kwargs": {}}
     return resolve_algo(algo).load(p, env=env, device=device, custom_objects=custom)

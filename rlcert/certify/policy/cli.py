@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 from rlcert import runs
 from rlcert.certify.core.checks import check_count, check_positive
 from rlcert.certify.core.stats import check_alpha
+from rlcert.certify.io import check_output_file
 from rlcert.certify.policy import episodes
 from rlcert.certify.policy.adaptor import PolicyFunction, load_model
 from rlcert.certify.policy.noise import NOISE_METHODS, MaskedNoise, make_certifier
@@ -149,7 +150,7 @@ def _resolve(args: argparse.Namespace) -> dict[str, Any]:
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = load_model(model_path, algo, device)
+    model = load_model(model_path, algo, device, who="--model", algo_who="--algo")
     try:
         policy = PolicyFunction.from_sb3(model, args.perturb)
     except ValueError as e:
@@ -182,8 +183,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     meta = {"model": str(args.model), "algo": str(r["algo"]), "env": r["env_id"], "env_kwargs": r["env_kwargs"],
             "perturb": list(args.perturb), "method": args.method, "sigma": args.sigma, "seed": args.seed}
     meta_path = args.out.with_name(args.out.name + ".json")
-    if args.out.is_dir():
-        raise ValueError(f"--out {args.out} is a directory; give a file name")
+    check_output_file(args.out, "--out", also=(meta_path,))
     table = runs.Rows(args.out, EPISODE_FIELDS, delimiter="\t", fsync=False)  # flushed per episode
     runs.ensure_settings(meta_path, meta, key="settings", what=f"--out {args.out}", have_results=len(table) > 0,
                          diff=lambda old, new: runs.settings_diff({k: old.get(k) for k in RESUME_KEYS},

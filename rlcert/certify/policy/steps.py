@@ -49,13 +49,15 @@ from rlcert.certify.core.smoothing import CERTIFY_STREAM, SmoothingCertifier
 from rlcert.certify.core.stats import check_alpha
 from rlcert.certify.policy.adaptor import PolicyFunction
 from rlcert.certify.policy.noise import MaskedNoise
+from rlcert.certify.randomized.gaussian import GaussianNoise
 
 BOUNDS = ("hoeffding", "bernstein")
 
 
 class MaskedCertifier(SmoothingCertifier):
-    """A ``rlcert.certify`` smoothing certifier whose noise covers only the masked coordinates of the flat
-    observation. Same sampling protocol, statistics and radius as ``base`` (its n0, n, alpha, seed, ...)."""
+    """A ``rlcert.certify`` smoothing certifier whose noise is a ``MaskedNoise``: it covers only the masked
+    coordinates of the flat observation. Same sampling protocol and statistics as ``base`` (its n0, n, alpha,
+    seed, ...); the radius is the masked noise's, i.e. the base noise's."""
 
     name = "masked"
     norm = "l2"
@@ -68,15 +70,6 @@ class MaskedCertifier(SmoothingCertifier):
         self.norm = base.norm  # type: ignore[misc]
         self.name = base.name  # type: ignore[misc]
 
-    def perturb_(self, out: torch.Tensor, x: torch.Tensor, generator: torch.Generator) -> None:
-        self.noise.perturb_(out, x, generator)
-
-    def radius(self, p_lower: np.ndarray) -> np.ndarray:
-        return self.base.radius(p_lower)
-
-    def radius_two_bound(self, p_lower: np.ndarray, p_upper: np.ndarray) -> np.ndarray:
-        return self.base.radius_two_bound(p_lower, p_upper)
-
 
 def certify_discrete(policy: PolicyFunction, certifier: SmoothingCertifier, x: torch.Tensor,
                      seeds: Sequence[int] | None = None) -> list[Certificate]:
@@ -87,7 +80,7 @@ def certify_discrete(policy: PolicyFunction, certifier: SmoothingCertifier, x: t
     """
     if not policy.discrete:
         raise ValueError("certify_discrete needs a policy with discrete actions; use certify_continuous")
-    masked = MaskedCertifier(certifier, MaskedNoise(certifier, policy.layout))
+    masked = MaskedCertifier(certifier, MaskedNoise(certifier.noise, policy.layout))
     return masked.certify(policy, x, seeds=seeds)
 
 
@@ -160,8 +153,6 @@ def certify_continuous(policy: PolicyFunction, sigma: float, x: torch.Tensor, n:
     """Certified bounds of each coordinate of the smoothed action, Gaussian noise N(0, sigma^2) on the masked
     coordinates; see the module docstring for the guarantee (all bounds of one observation hold together with
     probability >= 1 - alpha). x: flat observations (N, D). seeds: one int per observation (default 0..N-1)."""
-    from rlcert.certify.policy.noise import make_certifier
-
     if policy.discrete:
         raise ValueError("certify_continuous needs a policy with continuous (Box) actions; use certify_discrete")
     sigma = check_positive(sigma, "sigma")
@@ -170,7 +161,7 @@ def certify_continuous(policy: PolicyFunction, sigma: float, x: torch.Tensor, n:
     if bound not in BOUNDS:
         raise ValueError(f"bound must be one of {BOUNDS}, got {bound!r}")
     x = x.to(policy.device).float()
-    noise = MaskedNoise(make_certifier("gaussian", sigma), policy.layout)
+    noise = MaskedNoise(GaussianNoise(sigma=sigma), policy.layout)
     idx = range(x.shape[0]) if seeds is None else seeds
     gens = make_generators([derive_seed(seed, int(i), CERTIFY_STREAM) for i in idx], x.device)
     s1, s2 = sample_action_moments(policy, x, n, noise, gens, batch)

@@ -13,7 +13,9 @@ Certificate (Theorem 2.1 / Corollary 2.1): if ||x - x'||_0 <= rho then |p_i(x) -
 so the smoothed classifier keeps class c_A for every x' with ||x - x'||_0 <= rho (inclusive) as long as
 p_lower - Delta(rho) > 1/2; the radius is the largest such integer rho (with probability >= 1 - alpha over the
 sampling). The ratio C(d - rho, k) / C(d, k) = prod_{j<k} (1 - rho / (d - j)) is summed in log space with log1p
-(no factorials; accurate at d = 50176, k = 2000). Corollary 2.2 (``two_bound``): p_lower - Delta > p_upper + Delta.
+(no factorials; accurate at d = 50176, k = 2000) to find the radius, and the strict inequality at the boundary is
+then decided exactly with big integers and the exact rational value of p_lower (an exact tie certifies nothing).
+Corollary 2.2 (``two_bound``): p_lower - Delta > p_upper + Delta.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Sequence
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 import torch
 
-from rlcert.certify.core.certificate import Certificate
+from rlcert.certify.core.certificate import ABSTAIN, Certificate
 from rlcert.certify.core.checks import check_count
 from rlcert.certify.core.registry import register
 from rlcert.certify.core.smoothing import CERTIFY_STREAM, SmoothingCertifier, check_inputs
@@ -66,9 +70,31 @@ def ablation_delta(rho: int, d: int, k: int) -> float:
     return float(-math.expm1(log_retention(rho, d, k)))
 
 
-def _largest_rho(log_bound: float, d: int, k: int) -> int:
-    """Largest rho in [0, d - k] with log_retention(rho) > log_bound (binary search; log_retention decreases in
-    rho), given that rho = 0 qualifies."""
+def exact_probability(p) -> Fraction:
+    """The exact rational value of a probability bound: a float (any binary float is a dyadic rational, so
+    ``Fraction(float)`` is exact), an int, a ``Fraction`` or a ``Decimal``; numpy float32/float16 widen exactly."""
+    if isinstance(p, np.generic):
+        p = p.item()
+    if isinstance(p, bool) or not isinstance(p, (int, float, Fraction, Decimal)):
+        raise ValueError(f"a probability bound must be a real number, got {p!r}")
+    if isinstance(p, float) and not math.isfinite(p):
+        raise ValueError(f"a probability bound must be finite, got {p!r}")
+    return Fraction(p)
+
+
+def _retention_exceeds(rho: int, d: int, k: int, bound: Fraction) -> bool:
+    """Exactly: C(d - rho, k) / C(d, k) > bound (big-integer arithmetic, no rounding)."""
+    if rho > d - k:
+        return 0 > bound
+    return math.comb(d - rho, k) * bound.denominator > bound.numerator * math.comb(d, k)
+
+
+def _largest_rho(bound: Fraction, d: int, k: int) -> int:
+    """Largest rho in [0, d - k] with C(d - rho, k) / C(d, k) > bound, given that rho = 0 qualifies (bound < 1).
+
+    A binary search in floating point (log_retention, relative error ~1e-15) finds the candidate; the boundary is
+    then decided exactly (``_retention_exceeds``), so exact ties (retention == bound) are never certified."""
+    log_bound = math.log(bound) if bound > 0 else -math.inf
     lo, hi = 0, d - k
     while lo < hi:
         mid = (lo + hi + 1) // 2
@@ -76,39 +102,60 @@ def _largest_rho(log_bound: float, d: int, k: int) -> int:
             lo = mid
         else:
             hi = mid - 1
+    while lo > 0 and not _retention_exceeds(lo, d, k, bound):
+        lo -= 1
+    while lo < d - k and _retention_exceeds(lo + 1, d, k, bound):
+        lo += 1
     return lo
 
 
 def ablation_radius(p_lower, d: int, k: int) -> np.ndarray:
     """Certified l0 radius (pixels, inclusive): the largest rho with p_lower - Delta(rho) > 1/2 (Corollary 2.1).
 
-    p_lower: scalar or array of lower confidence bounds on p_A. Returns int64 array of the same shape; -1 where
-    p_lower <= 1/2 (no certificate). The condition is evaluated as log C(d-rho,k)/C(d,k) > log(3/2 - p_lower).
+    p_lower: scalar or array of lower confidence bounds on p_A (floats, or exact ``Fraction`` / ``Decimal``
+    values). Returns an int64 array of the same shape; -1 (ABSTAIN: no certificate) where p_lower <= 1/2. The
+    strict inequality C(d-rho,k)/C(d,k) > 3/2 - p_lower is decided in exact rational arithmetic on the value of
+    p_lower as given, so a tie certifies nothing.
     """
     d, k = _check_dk(d, k)
-    p = np.asarray(p_lower, dtype=np.float64)
-    out = np.full(p.shape, -1, dtype=np.int64)
+    p = np.asarray(p_lower, dtype=object if _has_exact(p_lower) else np.float64)
+    out = np.full(p.shape, ABSTAIN, dtype=np.int64)
     for idx, pi in np.ndenumerate(p):
-        if not pi > 0.5:
-            continue
-        if pi > 1.0:
+        pe = exact_probability(pi)
+        if pe > 1:
             raise ValueError(f"p_lower must be a probability in [0, 1], got {pi}")
-        out[idx] = _largest_rho(math.log(1.5 - pi), d, k)
+        if not pe > Fraction(1, 2):
+            continue
+        out[idx] = _largest_rho(Fraction(3, 2) - pe, d, k)
     return out
 
 
 def ablation_radius_two_bound(p_lower, p_upper, d: int, k: int) -> np.ndarray:
-    """Corollary 2.2: the largest rho with p_lower - Delta(rho) > p_upper + Delta(rho); -1 if p_lower <= p_upper."""
+    """Corollary 2.2: the largest rho with p_lower - Delta(rho) > p_upper + Delta(rho); -1 (ABSTAIN) if
+    p_lower <= p_upper. Decided exactly as ``ablation_radius`` (retention > 1 - (p_lower - p_upper) / 2)."""
     d, k = _check_dk(d, k)
-    pa, pb = np.broadcast_arrays(np.asarray(p_lower, dtype=np.float64), np.asarray(p_upper, dtype=np.float64))
-    out = np.full(pa.shape, -1, dtype=np.int64)
+    exact = _has_exact(p_lower) or _has_exact(p_upper)
+    dtype = object if exact else np.float64
+    pa, pb = np.broadcast_arrays(np.asarray(p_lower, dtype=dtype), np.asarray(p_upper, dtype=dtype))
+    out = np.full(pa.shape, ABSTAIN, dtype=np.int64)
     for idx, a in np.ndenumerate(pa):
-        gap = a - pb[idx]
+        gap = exact_probability(a) - exact_probability(pb[idx])
         if not gap > 0:
             continue
         # 2 Delta < gap  <=>  retention > 1 - gap/2
-        out[idx] = _largest_rho(math.log1p(-gap / 2), d, k)
+        out[idx] = _largest_rho(1 - gap / 2, d, k)
     return out
+
+
+def _has_exact(p) -> bool:
+    """True when ``p`` (a scalar or a sequence) holds exact rationals (Fraction / Decimal) to keep as objects."""
+    if isinstance(p, (Fraction, Decimal)):
+        return True
+    if isinstance(p, np.ndarray):
+        return p.dtype == object
+    if isinstance(p, (list, tuple)):
+        return any(_has_exact(v) for v in p)
+    return False
 
 
 # ---- the noise object: NULL encoding + uniform k-subsets, shared by training and certification ------------------
@@ -213,17 +260,18 @@ class RandomizedAblationCertifier(SmoothingCertifier):
     def k(self) -> int:
         return self.noise.k
 
-    def encode(self, x: Any, device: torch.device | str | None = None) -> torch.Tensor:
-        """Validated, NULL-encoded inputs (N, 2C, *positions); records d for the certificate."""
+    def encode(self, x: Any, device: torch.device | str | None = None,
+               dtype: torch.dtype | None = None) -> torch.Tensor:
+        """Validated, NULL-encoded inputs (N, 2C, *positions) (cast to ``dtype`` when given); records d."""
         if device is None:
             device = x.device if isinstance(x, torch.Tensor) else "cpu"
-        x = check_inputs(x, torch.device(device))
+        x = check_inputs(x, torch.device(device), method=type(self).__name__, dtype=dtype)
         self._d = self.noise.check(tuple(x.shape[1:]))
         return encode_null(x)
 
     def validate_inputs(self, x: torch.Tensor) -> None:
         """Finite inputs (N, C, *positions) with at least k pixel positions (the CLI checks before writing)."""
-        self.noise.check(tuple(check_inputs(x, torch.device("cpu"), method=self.name).shape[1:]))
+        self.noise.check(tuple(check_inputs(x, torch.device("cpu"), method=type(self).__name__).shape[1:]))
 
     def base_input(self, x: torch.Tensor) -> torch.Tensor:
         enc = self.encode(x[:1])
@@ -249,10 +297,12 @@ class RandomizedAblationCertifier(SmoothingCertifier):
 
     def sample(self, classifier: Any, x: torch.Tensor, num: int, seeds: Sequence[int] | None = None,
                stream: int = CERTIFY_STREAM, generators: list[torch.Generator] | None = None) -> np.ndarray:
-        return super().sample(classifier, self.encode(x, classifier.device), num, seeds, stream, generators)
+        x = self.encode(x, classifier.device, getattr(classifier, "dtype", None))
+        return super().sample(classifier, x, num, seeds, stream, generators)
 
     def certify(self, classifier: Any, x: torch.Tensor, seeds: Sequence[int] | None = None) -> list[Certificate]:
-        return super().certify(classifier, self.encode(x, classifier.device), seeds)
+        x = self.encode(x, classifier.device, getattr(classifier, "dtype", None))
+        return super().certify(classifier, x, seeds)
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:

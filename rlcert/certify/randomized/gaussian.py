@@ -14,19 +14,22 @@ import numpy as np
 import torch
 from scipy.stats import norm as normal
 
+from rlcert.certify.core.certificate import radius_or_abstain
 from rlcert.certify.core.registry import register
 from rlcert.certify.core.smoothing import SmoothingCertifier
 from rlcert.certify.randomized.noise import Noise, register_noise
 
 
 def gaussian_radius(p_lower, sigma: float):
-    """sigma * Phi^-1(p_lower): the l2 radius for a lower bound p_lower >= 1/2 on p_A."""
-    return sigma * normal.ppf(p_lower)
+    """sigma * Phi^-1(p_lower): the l2 radius for a lower bound p_lower > 1/2 on p_A; ABSTAIN (-1) where
+    p_lower <= 1/2 (``radius_or_abstain``)."""
+    return radius_or_abstain(sigma * normal.ppf(p_lower), p_lower)
 
 
 def gaussian_radius_two_bound(p_lower, p_upper, sigma: float):
-    """sigma/2 * (Phi^-1(p_lower) - Phi^-1(p_upper)) (lecture's general multiclass form)."""
-    return 0.5 * sigma * (normal.ppf(p_lower) - normal.ppf(p_upper))
+    """sigma/2 * (Phi^-1(p_lower) - Phi^-1(p_upper)) (lecture's general multiclass form); ABSTAIN (-1) where
+    p_lower <= p_upper."""
+    return radius_or_abstain(0.5 * sigma * (normal.ppf(p_lower) - normal.ppf(p_upper)), p_lower, p_upper)
 
 
 @register_noise
@@ -37,6 +40,7 @@ class GaussianNoise(Noise):
     norm = "l2"
     lambda_per_sigma = 1.0
     lambda_meaning = "standard deviation"
+    additive = True
 
     def perturb_(self, out: torch.Tensor, x: torch.Tensor, generator: torch.Generator | None) -> None:
         out.normal_(0.0, self.sigma, generator=generator).add_(x)

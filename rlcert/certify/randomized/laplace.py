@@ -19,6 +19,7 @@ import math
 import numpy as np
 import torch
 
+from rlcert.certify.core.certificate import radius_or_abstain
 from rlcert.certify.core.registry import register
 from rlcert.certify.core.smoothing import SmoothingCertifier
 from rlcert.certify.randomized.noise import Noise, register_noise
@@ -27,21 +28,27 @@ LAPLACE_BOUNDS = ("tight", "lecuyer")
 
 
 def laplace_radius(p_lower, lambd: float):
-    """-lambd * log(2 (1 - p_lower)): tight l1 radius for p_lower >= 1/2 (Theorem 2)."""
-    return -lambd * np.log(2.0 * (1.0 - np.asarray(p_lower, dtype=np.float64)))
+    """-lambd * log(2 (1 - p_lower)): tight l1 radius for p_lower > 1/2 (Theorem 2); ABSTAIN (-1) otherwise."""
+    p = np.asarray(p_lower, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return radius_or_abstain(-lambd * np.log(2.0 * (1.0 - p)), p)
 
 
 def lecuyer_radius(p_lower, lambd: float):
-    """lambd/2 * log(p_lower / (1 - p_lower)): Lecuyer et al.'s DP bound (binary form)."""
+    """lambd/2 * log(p_lower / (1 - p_lower)): Lecuyer et al.'s DP bound (binary form); ABSTAIN (-1) where
+    p_lower <= 1/2."""
     p = np.asarray(p_lower, dtype=np.float64)
-    return 0.5 * lambd * np.log(p / (1.0 - p))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return radius_or_abstain(0.5 * lambd * np.log(p / (1.0 - p)), p)
 
 
 def laplace_radius_two_bound(p_lower, p_upper, lambd: float):
-    """Theorem 1: max(lambd/2 log(p_lower/p_upper), -lambd log(1 - p_lower + p_upper))."""
+    """Theorem 1: max(lambd/2 log(p_lower/p_upper), -lambd log(1 - p_lower + p_upper)); ABSTAIN (-1) where
+    p_lower <= p_upper."""
     pa, pb = np.asarray(p_lower, dtype=np.float64), np.asarray(p_upper, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        return np.maximum(0.5 * lambd * np.log(pa / pb), -lambd * np.log(1.0 - pa + pb))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.maximum(0.5 * lambd * np.log(pa / pb), -lambd * np.log(1.0 - pa + pb))
+    return radius_or_abstain(r, pa, pb)
 
 
 @register_noise
@@ -52,6 +59,7 @@ class LaplaceNoise(Noise):
     norm = "l1"
     lambda_per_sigma = 1.0 / math.sqrt(2.0)
     lambda_meaning = "scale: density exp(-|e|/lambd) / (2 lambd)"
+    additive = True
 
     def __init__(self, sigma: float | None = None, lambd: float | None = None, bound: str = "tight") -> None:
         super().__init__(sigma=sigma, lambd=lambd)

@@ -45,7 +45,9 @@ class Noise(abc.ABC):
 
     Subclasses set ``name``, ``norm`` (threat model of the certificate), ``lambda_per_sigma`` and
     ``lambda_meaning``, and define ``perturb_`` and ``radius``. ``unit_interval = True`` when the noise needs
-    inputs in [0, 1] (splitting noise); other noises take any finite float tensor.
+    inputs in [0, 1] (splitting noise); other noises take any finite float tensor. ``additive = True`` when a
+    sample is x + e with e independent of x (Gaussian, Laplace, uniform), so the noise can be restricted to some
+    coordinates (``rlcert.certify.policy.noise.MaskedNoise``).
     """
 
     name: ClassVar[str]
@@ -53,6 +55,7 @@ class Noise(abc.ABC):
     lambda_per_sigma: ClassVar[float]
     lambda_meaning: ClassVar[str]
     unit_interval: ClassVar[bool] = False
+    additive: ClassVar[bool] = False  # True when perturb_ adds noise independent of x (x + e): maskable
 
     def __init__(self, sigma: float | None = None, lambd: float | None = None) -> None:
         if (sigma is None) == (lambd is None):
@@ -85,19 +88,22 @@ class Noise(abc.ABC):
         return out
 
     def check_input(self, x: torch.Tensor, method: str | None = None) -> None:
-        """ValueError naming the method and the requirement when x does not suit the noise (unit_interval)."""
+        """ValueError naming ``method`` (a certifier's name; default the noise's) and the requirement when x does not
+        suit the noise (unit_interval)."""
         if self.unit_interval and x.numel() and (float(x.min()) < 0.0 or float(x.max()) > 1.0):
-            who = f"--method {method}" if method else f"{self.name} noise"
+            who = method or f"{self.name} noise"
             raise ValueError(f"{who} needs inputs in [0, 1] (the splitting noise bins [0, 1]); got range "
                              f"[{float(x.min()):g}, {float(x.max()):g}]")
 
     # ---- certificate: pure functions of probabilities -------------------------------------------------------
     @abc.abstractmethod
     def radius(self, p_lower: np.ndarray) -> np.ndarray:
-        """Certified radius (in ``norm``) from a lower bound p_lower > 1/2 on the top-class probability."""
+        """Certified radius (in ``norm``) from a lower bound p_lower on the top-class probability; ABSTAIN (-1) where
+        p_lower <= 1/2 (``rlcert.certify.core.certificate.radius_or_abstain``: never a negative radius)."""
 
     def radius_two_bound(self, p_lower: np.ndarray, p_upper: np.ndarray) -> np.ndarray:
-        """Radius from p_lower on the top class and p_upper on every other class (p_lower > p_upper)."""
+        """Radius from p_lower on the top class and p_upper on every other class; ABSTAIN (-1) where
+        p_lower <= p_upper."""
         raise ValueError(f"{self.name} noise has no two-bound certificate")
 
     @classmethod

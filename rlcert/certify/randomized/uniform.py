@@ -15,19 +15,24 @@ import math
 import numpy as np
 import torch
 
+from rlcert.certify.core.certificate import radius_or_abstain
 from rlcert.certify.core.registry import register
 from rlcert.certify.core.smoothing import SmoothingCertifier
 from rlcert.certify.randomized.noise import Noise, register_noise
 
 
 def lipschitz_l1_radius(p_lower, lambd: float):
-    """2 lambd (p_lower - 1/2): l1 radius of a 1/(2 lambd)-Lipschitz smoothed classifier (uniform, SSN)."""
-    return 2.0 * lambd * (np.asarray(p_lower, dtype=np.float64) - 0.5)
+    """2 lambd (p_lower - 1/2): l1 radius of a 1/(2 lambd)-Lipschitz smoothed classifier (uniform, SSN); ABSTAIN
+    (-1) where p_lower <= 1/2."""
+    p = np.asarray(p_lower, dtype=np.float64)
+    return radius_or_abstain(2.0 * lambd * (p - 0.5), p)
 
 
 def lipschitz_l1_radius_two_bound(p_lower, p_upper, lambd: float):
-    """lambd (p_lower - p_upper): gap / (2 L) with L = 1/(2 lambd) (thesis Eq. 3.2)."""
-    return lambd * (np.asarray(p_lower, dtype=np.float64) - np.asarray(p_upper, dtype=np.float64))
+    """lambd (p_lower - p_upper): gap / (2 L) with L = 1/(2 lambd) (thesis Eq. 3.2); ABSTAIN (-1) where
+    p_lower <= p_upper."""
+    pa, pb = np.asarray(p_lower, dtype=np.float64), np.asarray(p_upper, dtype=np.float64)
+    return radius_or_abstain(lambd * (pa - pb), pa, pb)
 
 
 class LipschitzL1Noise(Noise):
@@ -50,6 +55,7 @@ class UniformNoise(LipschitzL1Noise):
     """Additive U[-lambd, lambd]^d -> l1 radius 2 lambd (p_lower - 1/2)."""
 
     name = "uniform"
+    additive = True
 
     def perturb_(self, out: torch.Tensor, x: torch.Tensor, generator: torch.Generator | None) -> None:
         out.uniform_(-self.lambd, self.lambd, generator=generator).add_(x)

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlcert.certify.core.certificate import Certificate
+from rlcert.certify.core.certificate import Certificate, radius_or_abstain
 from rlcert.certify.core.checks import check_positive
 from rlcert.certify.core.registry import register
 from rlcert.certify.core.smoothing import CERTIFY_STREAM, SmoothingCertifier, check_inputs
@@ -53,41 +53,50 @@ SQRT2 = math.sqrt(2.0)
 # ---- pure math -------------------------------------------------------------------------------------------------
 def _log_odds(p) -> np.ndarray:
     p = np.asarray(p, dtype=np.float64)
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):
         return np.log(p) - np.log1p(-p)
+
+
+def _check_ground(ground: str) -> None:
+    if ground not in GROUND_METRICS:
+        raise ValueError(f"ground must be one of {GROUND_METRICS}, got {ground!r}")
 
 
 def wasserstein_radius(p_lower, sigma: float, ground: str = "l2") -> np.ndarray:
     """Wasserstein-smoothing radius for p_lower > 1/2 (flow noise of std sigma; normalised-mass units).
 
-    ground="l2": sigma/4 ln(p/(1-p)) (Eq. 5.20); ground="l1": sigma/(2 sqrt 2) ln(p/(1-p)) (Eq. 5.18)."""
+    ground="l2": sigma/4 ln(p/(1-p)) (Eq. 5.20); ground="l1": sigma/(2 sqrt 2) ln(p/(1-p)) (Eq. 5.18).
+    ABSTAIN (-1) where p_lower <= 1/2 (``radius_or_abstain``: no certificate, never a negative radius)."""
     sigma = check_positive(sigma, "sigma")
-    if ground not in GROUND_METRICS:
-        raise ValueError(f"ground must be one of {GROUND_METRICS}, got {ground!r}")
+    _check_ground(ground)
     r1 = sigma / (2.0 * SQRT2) * _log_odds(p_lower)
-    return r1 / SQRT2 if ground == "l2" else r1
+    return radius_or_abstain(r1 / SQRT2 if ground == "l2" else r1, p_lower)
 
 
 def wasserstein_radius_two_bound(p_lower, p_upper, sigma: float, ground: str = "l2") -> np.ndarray:
-    """Theorem 5.1 with separate bounds: rho_1 = sigma/(2 sqrt 2) ln(p_lower / p_upper) (rho_2 = rho_1 / sqrt 2)."""
+    """Theorem 5.1 with separate bounds: rho_1 = sigma/(2 sqrt 2) ln(p_lower / p_upper) (rho_2 = rho_1 / sqrt 2);
+    ABSTAIN (-1) where p_lower <= p_upper."""
     sigma = check_positive(sigma, "sigma")
-    with np.errstate(divide="ignore"):
+    _check_ground(ground)
+    with np.errstate(divide="ignore", invalid="ignore"):
         r1 = sigma / (2.0 * SQRT2) * np.log(np.asarray(p_lower, dtype=np.float64) / np.asarray(p_upper, np.float64))
-    return r1 / SQRT2 if ground == "l2" else r1
+    return radius_or_abstain(r1 / SQRT2 if ground == "l2" else r1, p_lower, p_upper)
 
 
 def laplace_pixel_wasserstein_radius(p_lower, sigma: float) -> np.ndarray:
     """Wasserstein radius certified by Laplace **pixel** noise of std sigma on the normalised image (Eq. 5.21):
-    sigma/(4 sqrt 2) ln(p/(1-p)), valid for the l1 and the l2 ground metric alike (Cor. D.1)."""
+    sigma/(4 sqrt 2) ln(p/(1-p)), valid for the l1 and the l2 ground metric alike (Cor. D.1); ABSTAIN (-1) where
+    p_lower <= 1/2."""
     sigma = check_positive(sigma, "sigma")
-    return sigma / (4.0 * SQRT2) * _log_odds(p_lower)
+    return radius_or_abstain(sigma / (4.0 * SQRT2) * _log_odds(p_lower), p_lower)
 
 
 def laplace_pixel_wasserstein_radius_two_bound(p_lower, p_upper, sigma: float) -> np.ndarray:
-    """Eq. 5.21 with separate bounds: sigma/(4 sqrt 2) ln(p_lower / p_upper)."""
+    """Eq. 5.21 with separate bounds: sigma/(4 sqrt 2) ln(p_lower / p_upper); ABSTAIN (-1) where p_lower <= p_upper."""
     sigma = check_positive(sigma, "sigma")
-    with np.errstate(divide="ignore"):
-        return sigma / (4.0 * SQRT2) * np.log(np.asarray(p_lower, np.float64) / np.asarray(p_upper, np.float64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = sigma / (4.0 * SQRT2) * np.log(np.asarray(p_lower, np.float64) / np.asarray(p_upper, np.float64))
+    return radius_or_abstain(r, p_lower, p_upper)
 
 
 def apply_flow_(x: torch.Tensor, vertical: torch.Tensor, horizontal: torch.Tensor) -> torch.Tensor:
@@ -144,8 +153,7 @@ class LaplaceFlowNoise(Noise):
         super().__init__(sigma=sigma, lambd=lambd)
         if domain not in FLOW_DOMAINS:
             raise ValueError(f"domain must be one of {FLOW_DOMAINS}, got {domain!r}")
-        if ground not in GROUND_METRICS:
-            raise ValueError(f"ground must be one of {GROUND_METRICS}, got {ground!r}")
+        _check_ground(ground)
         self.domain, self.ground = domain, ground
         self.norm = f"wasserstein-{ground}"
 
@@ -162,7 +170,7 @@ class LaplaceFlowNoise(Noise):
 
         An image of zero mass is left unchanged by the noise (x' = x + 0 * Delta(0, delta)); that is sound, since
         the only non-negative image with the same (zero) mass is x itself."""
-        who = f"--method {method}" if method else "wasserstein smoothing"
+        who = method or "wasserstein smoothing"
         if x.ndim != 4 or x.shape[-1] * x.shape[-2] < 2:
             raise ValueError(f"{who} needs images x of shape (N, C, H, W) with H * W >= 2, got {tuple(x.shape)}")
         if x.numel() and float(x.min()) < 0:
@@ -245,24 +253,26 @@ class WassersteinCertifier(SmoothingCertifier):
 
     def validate_inputs(self, x: torch.Tensor) -> None:
         """Finite (N, C, H, W) images with non-negative entries (the CLI checks every input before writing)."""
-        self.noise.check_input(check_inputs(x, torch.device("cpu"), method=self.name), self.name)
+        who = type(self).__name__
+        self.noise.check_input(check_inputs(x, torch.device("cpu"), method=who), who)
 
     def base_input(self, x: torch.Tensor) -> torch.Tensor:
         """The images themselves (checked), so a model is probed on what it will be fed."""
         self.validate_inputs(x)
         return x
 
-    def _checked(self, x: Any, device: torch.device) -> torch.Tensor:
-        x = check_inputs(x, device, method=self.name)
-        self.noise.check_input(x, self.name)
+    def _checked(self, x: Any, classifier: Any) -> torch.Tensor:
+        who = type(self).__name__
+        x = check_inputs(x, classifier.device, method=who, dtype=getattr(classifier, "dtype", None))
+        self.noise.check_input(x, who)
         return x
 
     def sample(self, classifier: Any, x: torch.Tensor, num: int, seeds: Sequence[int] | None = None,
                stream: int = CERTIFY_STREAM, generators: list[torch.Generator] | None = None) -> np.ndarray:
-        return super().sample(classifier, self._checked(x, classifier.device), num, seeds, stream, generators)
+        return super().sample(classifier, self._checked(x, classifier), num, seeds, stream, generators)
 
     def certify(self, classifier: Any, x: torch.Tensor, seeds: Sequence[int] | None = None) -> list[Certificate]:
-        return super().certify(classifier, self._checked(x, classifier.device), seeds)
+        return super().certify(classifier, self._checked(x, classifier), seeds)
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:

@@ -338,3 +338,76 @@ def test_nonlinear_certificate_brute_force(norm):
         loose = LocallyBiasedSmoothing(score, ref_x, ref_y, bias=bias, norm=norm, lipschitz=L / 100).certify(x[None])
         caught += int(_flips(m, x, 0.999 * loose.radius[0], rng, _worst_directions(m, x)))
     assert caught >= 1
+
+
+class SinLinear(torch.nn.Linear):
+    """An nn.Linear subclass that is not affine: g(x) = sin(3 (w.x + b))."""
+
+    def forward(self, x):
+        return torch.sin(3 * super().forward(x))
+
+
+def _sin_model():
+    m = SinLinear(2, 1)
+    with torch.no_grad():
+        m.weight[:] = torch.tensor([[1.0, 0.0]])
+        m.bias[:] = 0.4
+    return m
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.script
+def test_only_exact_affine_modules_count_as_affine():
+    from rlcert.certify.locally_biased import is_affine
+
+    assert is_affine(torch.nn.Linear(2, 1))
+    assert is_affine(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2, 1), torch.nn.Identity()))
+    assert not is_affine(_sin_model())
+    assert not is_affine(torch.nn.Sequential(torch.nn.Flatten(), _sin_model()))
+
+    class Seq(torch.nn.Sequential):
+        def forward(self, x):
+            return super().forward(x) ** 3
+
+    assert not is_affine(Seq(torch.nn.Linear(2, 1)))
+    hooked = torch.nn.Linear(2, 1)
+    handle = hooked.register_forward_hook(lambda mod, inp, out: torch.tanh(out))
+    assert not is_affine(hooked)
+    handle.remove()
+    assert is_affine(hooked)
+    assert not is_affine(torch.jit.script(torch.nn.Linear(2, 1)))
+
+
+def test_linear_subclass_with_nonlinear_forward_is_refused_and_would_be_unsound():
+    """The issue's case: a Linear subclass with forward sin(3 * linear(x)) was certified by Theorem 6. The label
+    flips (brute force along the line towards the zero of g) well inside the radius Theorem 6 would give, so the
+    certifier must refuse it without a Lipschitz constant, and Theorem 8 with the true L must stay sound."""
+    from rlcert.certify import LocallyBiasedCertifier
+
+    ref_x, ref_y = np.array([[0.0, 0.1], [0.0, 10.0]]), np.array([1, -1])
+    model = _sin_model()
+    x = np.array([[0.0, 0.0]])
+    # brute force: the first label flip on the segment x - t e1 (g = sin(3 (x1 + 0.4)) hits 0 at x1 = -0.4)
+    ts = np.linspace(0, 1, 100_001)
+    line = np.stack([-ts, np.zeros_like(ts)], 1)
+    plain = LocallyBiasedSmoothing(TorchScore(model, linear=False), ref_x, ref_y, bias=0.0)
+    labels = plain.predict(line)
+    flip = ts[np.argmax(labels != labels[0])]
+    assert flip == pytest.approx(0.4, abs=1e-4)
+    # Theorem 6 on the declared-affine model gives |g| / |grad g| = sin(1.2) / (3 cos(1.2)) > flip: unsound
+    claimed = LocallyBiasedSmoothing(TorchScore(model, linear=True), ref_x, ref_y, bias=0.0).certify(x).radius[0]
+    assert claimed == pytest.approx(np.sin(1.2) / (3 * np.cos(1.2)), rel=1e-5) and claimed > 2 * flip
+    # so by default it is not affine: refused (one line, naming the parameters), at construction and in certify
+    with pytest.raises(ValueError, match="lipschitz") as e:
+        LocallyBiasedCertifier((ref_x, ref_y), bias=0.0, model=model)
+    assert "\n" not in str(e.value) and "linear=True" in str(e.value)
+    with pytest.raises(ValueError, match="lipschitz"):
+        LocallyBiasedCertifier((ref_x, ref_y), bias=0.0).certify(model, torch.zeros(1, 2))
+    with pytest.raises(ValueError, match="lipschitz"):
+        LocallyBiasedSmoothing(TorchScore(model), ref_x, ref_y, bias=0.0).certify(x)
+    # Theorem 8 with the true gradient-Lipschitz constant (|g''| <= 9 |w|^2 = 9) is sound: radius < flip
+    cert = LocallyBiasedCertifier((ref_x, ref_y), bias=0.0, lipschitz=9.0, model=model)
+    (c,) = cert.certify(model, torch.zeros(1, 2))
+    assert 0 < c.radius < flip
+    # an explicit linear=True is the user's claim and is honoured
+    lin = LocallyBiasedCertifier((ref_x, ref_y), bias=0.0, model=model, linear=True)
+    assert lin.certify(model, torch.zeros(1, 2))[0].radius == pytest.approx(claimed, rel=1e-6)

@@ -10,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from gymnasium import spaces
 
 import rlcert  # noqa: F401  (registers the environments)
 from rlcert.certify.policy import (
@@ -161,3 +162,71 @@ def test_adaptor_matches_sb3_predict_and_survives_save_load(case, tmp_path):
     loaded = PolicyFunction.load(tmp_path / "model.zip", algo=algo, device="cpu")
     np.testing.assert_allclose(loaded(loaded.flatten(batch)).detach().numpy().reshape(ref.shape), ref,
                                rtol=1e-5, atol=1e-6)
+
+
+class _OldMasked:
+    """The pre-refactor MaskedNoise, inlined as the reference: the certifier's sampler on zeros, times the mask."""
+
+    def __init__(self, certifier, layout):
+        self.certifier, self.layout = certifier, layout
+
+    def perturb_(self, out, x, generator):
+        self.certifier.perturb_(out, torch.zeros_like(x), generator)
+        out.mul_(self.layout.mask(x)).add_(x)
+
+
+@pytest.mark.parametrize("method", ["gaussian", "laplace"])
+def test_masked_noise_is_a_noise_with_unchanged_samples_and_certificates(method):
+    """MaskedNoise is a rlcert.certify Noise (sigma, lambd, norm, radius of the wrapped noise) built from a noise
+    object; its draws equal the old certifier-wrapping implementation bit for bit, and so do the per-step
+    certificates of a discrete policy (prediction, radius, p_lower)."""
+    from rlcert.certify.core.smoothing import SmoothingCertifier
+    from rlcert.certify.policy import MaskedCertifier, certify_discrete
+    from rlcert.certify.randomized.noise import Noise, make_noise
+
+    env = gym.make("rlcert/NoisySeek-v0", n_max=4)
+    layout = ObservationLayout(env.observation_space, ["desired_goal", "observation"])
+    x = layout.flatten(_obs_batch(env, 3))
+    cert = make_certifier(method, 0.3, n0=20, n=300, alpha=0.01, batch=64)
+    noise = MaskedNoise(make_noise(method, sigma=0.3), layout)
+    assert isinstance(noise, Noise) and noise.method == method and noise.norm == cert.norm
+    assert noise.sigma == pytest.approx(0.3) and noise.lambd == cert.noise.lambd
+    p = np.array([0.3, 0.7, 0.99])
+    assert np.array_equal(noise.radius(p), cert.radius(p))
+    old = _OldMasked(cert, layout)
+    for i in range(len(x)):
+        a, b = torch.empty(40, layout.dim), torch.empty(40, layout.dim)
+        noise.perturb_(a, x[i], torch.Generator().manual_seed(i))
+        old.perturb_(b, x[i], torch.Generator().manual_seed(i))
+        assert torch.equal(a, b)
+    s = noise.sample(x, torch.Generator().manual_seed(5))  # training augmentation of a batch: the same law
+    m = layout.mask(x) > 0
+    assert torch.equal(s[~m], x[~m]) and bool((s[m] != x[m]).all())
+    # certificates: the new path (certify_discrete) vs a certifier whose perturb_ is the old implementation
+    w = torch.randn(layout.dim, generator=torch.Generator().manual_seed(0))
+    pf = PolicyFunction(lambda o: (layout.flatten(o) @ w > 0).long(), env.observation_space, spaces.Discrete(2))
+
+    class Old(SmoothingCertifier):
+        name, norm = cert.name, cert.norm
+
+        def perturb_(self, out, xi, generator):
+            old.perturb_(out, xi, generator)
+
+        def radius(self, p_lower):
+            return cert.radius(p_lower)
+
+    new = certify_discrete(pf, cert, x, seeds=[0, 1, 2])
+    ref = Old(n0=20, n=300, alpha=0.01, batch=64).certify(pf, x, seeds=[0, 1, 2])
+    assert [(c.prediction, c.radius, c.p_lower) for c in new] == [(c.prediction, c.radius, c.p_lower) for c in ref]
+    assert isinstance(MaskedCertifier(cert, noise).noise, Noise)
+
+
+@pytest.mark.parametrize("name", ["ssn", "wasserstein"])
+def test_masked_noise_refuses_non_additive_noises(name):
+    from rlcert.certify.randomized.noise import make_noise
+
+    env = gym.make("rlcert/ContinuousSeek-v0", d=2)
+    layout = ObservationLayout(env.observation_space, ["desired_goal"])
+    with pytest.raises(ValueError, match="additive") as e:
+        MaskedNoise(make_noise(name, sigma=0.3), layout)
+    assert "\n" not in str(e.value)

@@ -107,6 +107,55 @@ def test_radius_matches_exact_rationals_on_random_p():
     assert int(ablation_radius(0.5, 64, 8)) == -1 and int(ablation_radius(0.5000001, 64, 8)) == 0
 
 
+def brute_force_radius(p: Fraction, d: int, k: int, p_upper: Fraction | None = None) -> int:
+    """Largest rho with p - Delta(rho) > 1/2 (or > p_upper + Delta(rho)), Delta counted by enumerating every k-subset
+    of [d] and the subsets that avoid a fixed rho-set {0..rho-1}; -1 when rho = 0 fails. No formula, no float."""
+    subsets = list(itertools.combinations(range(d), k))
+    best = -1
+    for rho in range(0, d + 1):
+        delta = Fraction(sum(1 for s in subsets if min(s) < rho), len(subsets))
+        ok = p - delta > (Fraction(1, 2) if p_upper is None else p_upper + delta)
+        if not ok:
+            break
+        best = rho
+    return best
+
+
+@pytest.mark.parametrize("p,d,k", [(1.0, 4, 2), (0.875, 8, 3), (1.0, 12, 6)])
+def test_exact_ties_certify_nothing_beyond_the_tie(p, d, k):
+    """The issue's ties: p - Delta(1) == 1/2 exactly, so rho = 1 is not certified (float log sums said 1)."""
+    assert Fraction(p) - (1 - exact_retention(1, d, k)) == Fraction(1, 2)
+    assert int(ablation_radius(p, d, k)) == 0 == brute_force_radius(Fraction(p), d, k)
+
+
+def test_radius_equals_brute_force_at_every_tie_and_its_neighbours():
+    """For every tiny (d, k) and rho: p = 1/2 + Delta(rho) exactly (a tie) when it is a float, and the floats one ulp
+    either side; plus non-dyadic rationals (Fraction) at the ties. Brute force over all subsets decides."""
+    checked = ties = 0
+    for d in range(2, 9):
+        for k in range(1, d):
+            total = math.comb(d, k)
+            for rho in range(1, d - k + 1):
+                tie = Fraction(1, 2) + 1 - Fraction(math.comb(d - rho, k), total)
+                if tie > 1:
+                    continue
+                candidates = [tie] if tie.denominator & (tie.denominator - 1) else []  # non-dyadic: exact only
+                if not candidates:  # dyadic: the float is the tie itself
+                    f = float(tie)
+                    assert Fraction(f) == tie
+                    ties += 1
+                    candidates = [f, math.nextafter(f, 0.0)] + ([math.nextafter(f, 2.0)] if f < 1 else [])
+                for p in candidates:
+                    want = brute_force_radius(Fraction(p), d, k)
+                    assert int(ablation_radius(p, d, k)) == want, (p, d, k)
+                    q = 1 - Fraction(p)  # two-bound with p_upper = 1 - p_lower is Corollary 2.1 again
+                    if isinstance(p, float):
+                        q = float(q)
+                    assert int(ablation_radius_two_bound(p, q, d, k)) == want, (p, d, k)
+                    checked += 1
+    assert ties >= 10 and checked >= 40, (ties, checked)
+
+
 def test_two_bound_radius():
     d, k = 784, 45
     got = int(ablation_radius_two_bound(0.9, 0.05, d, k))
