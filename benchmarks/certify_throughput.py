@@ -1,105 +1,175 @@
-"""Noisy samples/s through CERTIFY vs plain forward passes of the same model at the same batch size.
+"""CERTIFY samples/s vs the raw forward pass of the same model at the same batch, in fp32 and bf16.
 
-    python benchmarks/certify_throughput.py [--batch 1000] [--rounds 5] [--device cpu|cuda|all]
+    python benchmarks/certify_throughput.py                  # full run (~4 min on one quiet core), markdown table
+    python benchmarks/certify_throughput.py --quick          # seconds: checks that everything runs
 
-For each device (CPU with one thread; CUDA too when available) and each model ("digits": the demo CNN on 1x8x8;
-"cifar": a small 3x32x32 CNN), rounds alternate between (a) ``model(x)`` on a fixed batch of ``batch`` inputs and
-(b) ``GaussianCertifier.certify`` / ``LaplaceCertifier.certify`` on a few inputs (n0 = 100 selection + n
-estimation samples each, ``batch`` samples per forward pass). The median samples/s of each and their ratio are
-printed. CERTIFY does strictly more work per sample (draw noise, add, argmax, count), so the ratio is < 1.
+Models: ``vgg`` (the VGG-style CIFAR CNN, 64-128-256 channels, 3x32x32), ``digits`` (the demo CNN, 1x8x8),
+``mlp`` (a policy-size MLP, 32 -> 256 -> 256 -> 256 -> 8). Settings: CPU fp32 and bf16, each also with
+channels-last for the CNNs, and the same on CUDA when present. For each setting and model, two measurements: the raw
+forward pass ``model(x)`` on a fixed batch (at that precision/layout, under ``torch.inference_mode``) and
+``GaussianCertifier.certify`` (n0 selection + n estimation samples per input, ``batch`` samples per forward pass,
+through ``BaseClassifier(precision=..., channels_last=...)``). **Every measurement runs in its own subprocess**
+(one CPU thread, a warm-up call, then calls until ``--seconds`` have passed); the rounds interleave all
+measurements, and the table shows the median samples/s with [min, max] over the rounds, and the ratios
+
+* certify / raw (same setting): the overhead of sampling, counting and statistics (1.0 = none);
+* certify / raw fp32 (the issue's targets: bf16 >= 1.7 for the VGG CNN, >= 3 for MLPs; fp32 >= 0.9).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
-import torch
-from torch import nn
-
-from rlcert.certify import BaseClassifier, GaussianCertifier, LaplaceCertifier
-from rlcert.certify.models.digits import digits_cnn
-
-
-def cifar_cnn() -> nn.Module:
-    """A small CIFAR-sized CNN (~0.3M parameters) for the benchmark."""
-    return nn.Sequential(
-        nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Conv2d(64, 64, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(64 * 8 * 8, 64), nn.ReLU(),
-        nn.Linear(64, 10))
+# name -> (input shape, batch, certify (inputs, n0, n)) per device type; the sample counts are multiples of batch
+MODELS = {
+    "vgg": ((3, 32, 32), {"cpu": (128, (1, 128, 384)), "cuda": (1024, (4, 1024, 7168))}),
+    "digits": ((1, 8, 8), {"cpu": (1000, (4, 100, 9900)), "cuda": (10_000, (8, 10_000, 90_000))}),
+    "mlp": ((32,), {"cpu": (1000, (4, 100, 9900)), "cuda": (10_000, (8, 10_000, 90_000))}),
+}
+TARGETS = {"vgg": 1.7, "mlp": 3.0, "digits": None}  # bf16 certify / raw fp32 forward
+FP32_TARGET = 0.9
 
 
-# name -> (factory, input shape, estimation samples n per input); CERTIFY calls use --inputs inputs of n0 + n each
-MODELS = {"digits": (digits_cnn, (1, 8, 8), 10_000), "cifar": (cifar_cnn, (3, 32, 32), 2_000)}
+def build(name: str):
+    from rlcert.certify.models.digits import digits_cnn
+    from rlcert.certify.models.vgg import mlp, vgg_cifar
+
+    return {"vgg": vgg_cifar, "digits": digits_cnn, "mlp": lambda: mlp(32, 256, 3, 8)}[name]()
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def measure(spec: dict) -> float:
+    """One measurement (in this process): samples/s of ``spec['kind']`` (raw or certify)."""
+    import torch
+
+    from rlcert.certify import BaseClassifier, GaussianCertifier
+    from rlcert.certify.core.precision import autocast, prepare_model, to_channels_last
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    device = torch.device(spec["device"])
+    shape, per_device = MODELS[spec["model"]]
+    batch, (inputs, n0, n) = per_device[device.type]
+    model = build(spec["model"]).to(device).eval()
+    prec, cl = spec["precision"], spec["channels_last"]
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    if spec["kind"] == "raw":
+        prepare_model(model, cl)
+        xb = torch.rand((batch, *shape), device=device)
+        xb = to_channels_last(xb) if cl else xb
+        per_call = inputs * (n0 + n)  # the same samples as one CERTIFY call, in full batches
+
+        def call() -> None:
+            with torch.inference_mode(), autocast(device, prec):
+                for _ in range(per_call // batch):
+                    model(xb).argmax(1)
+    else:
+        clf = BaseClassifier(model, 10 if spec["model"] != "mlp" else 8, device=device, precision=prec,
+                             channels_last=cl)
+        cert = GaussianCertifier(sigma=0.25, n0=n0, n=n, batch=batch)
+        x = torch.rand((inputs, *shape), device=device)
+        per_call = inputs * (n0 + n)
+
+        def call() -> None:
+            cert.certify(clf, x)
+
+    call()  # warm-up
+    sync()
+    done, t0 = 0, time.perf_counter()
+    while True:
+        call()
+        sync()
+        done += per_call
+        elapsed = time.perf_counter() - t0
+        if elapsed >= spec["seconds"]:
+            return done / elapsed
 
 
-@torch.no_grad()
-def bench(model_name: str, device: torch.device, batch: int, n: int | None, inputs: int, rounds: int) -> list[str]:
-    factory, shape, default_n = MODELS[model_name]
-    n = n or default_n
-    model = factory().to(device).eval()
-    clf = BaseClassifier(model, 10, device=device)
-    xb = torch.rand((batch, *shape), device=device)
-    x = torch.rand((inputs, *shape), device=device)
-    certifiers = {"gaussian": GaussianCertifier(0.25, n0=100, n=n, batch=batch),
-                  "laplace": LaplaceCertifier(sigma=0.25, n0=100, n=n, batch=batch)}
-    per_call = inputs * (100 + n)
-    raw_calls = max(1, per_call // batch)
-    for _ in range(3):  # warm-up
-        model(xb)
-    certifiers["gaussian"].certify(clf, x[:1])
-    rates: dict[str, list[float]] = {"raw": [], **{k: [] for k in certifiers}}
-    for _ in range(rounds):
-        sync(device)
-        t = time.perf_counter()
-        for _ in range(raw_calls):
-            model(xb)
-        sync(device)
-        rates["raw"].append(raw_calls * batch / (time.perf_counter() - t))
-        for name, cert in certifiers.items():
-            t = time.perf_counter()
-            cert.certify(clf, x)  # returns host-side certificates: already synchronised
-            rates[name].append(per_call / (time.perf_counter() - t))
-    med = {k: statistics.median(v) for k, v in rates.items()}
-    out = [f"{device.type:>4} {model_name:>6} batch {batch:>5} n {n:>6}: raw forward {med['raw']:>10.0f} samples/s"]
-    for name in certifiers:
-        out.append(f"{'':>34}CERTIFY {name:<8} {med[name]:>10.0f} samples/s   ratio {med[name] / med['raw']:.3f}")
-    return out
+def settings(devices: list[str], models: list[str]) -> list[tuple[str, str, str, bool]]:
+    """(device, model, precision, channels_last) rows of the table."""
+    rows = []
+    for device in devices:
+        for m in models:
+            rows.append((device, m, "fp32", False))
+            if len(MODELS[m][0]) == 3:
+                rows.append((device, m, "fp32", True))
+            rows.append((device, m, "bf16", False))
+            if len(MODELS[m][0]) == 3:
+                rows.append((device, m, "bf16", True))
+    return rows
+
+
+def fmt(vals: list[float]) -> str:
+    return f"{statistics.median(vals):,.0f} [{min(vals):,.0f}, {max(vals):,.0f}]"
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--batch", type=int, default=1000)
-    p.add_argument("--n", type=int, default=None,
-                   help="estimation samples per input (default: 10000 for digits, 2000 for cifar)")
-    p.add_argument("--inputs", type=int, default=4, help="inputs per CERTIFY call (default 4)")
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    p.add_argument("--seconds", type=float, default=1.0, help="timed seconds per measurement (default 1.0)")
     p.add_argument("--device", default="all", choices=("all", "cpu", "cuda"))
-    p.add_argument("--models", nargs="+", default=["digits", "cifar"], choices=sorted(MODELS))
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    p.add_argument("--quick", action="store_true", help="1 round of 0.05 s, digits and mlp: checks it runs")
+    p.add_argument("--measure", default=None, help=argparse.SUPPRESS)  # internal: one measurement, JSON spec
     args = p.parse_args(argv)
-    torch.set_num_threads(1)
-    devices = []
-    if args.device in ("all", "cpu"):
-        devices.append(torch.device("cpu"))
+    if args.measure is not None:
+        print(json.dumps({"samples_per_s": measure(json.loads(args.measure))}))
+        return 0
+    if args.quick:
+        args.rounds, args.seconds = 1, 0.05
+        args.models = [m for m in args.models if m != "vgg"] or ["digits"]
+    if args.rounds < 1 or args.seconds <= 0:
+        p.error(f"--rounds must be >= 1 and --seconds > 0, got {args.rounds}, {args.seconds}")
+    import torch
+
+    devices = [] if args.device == "cuda" else ["cpu"]
     if args.device in ("all", "cuda"):
         if torch.cuda.is_available():
-            devices.append(torch.device("cuda"))
+            devices.append("cuda")
         else:
-            print("cuda: not available, skipped")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU thread(s), n0=100, "
-          f"{args.inputs} inputs per CERTIFY call, median of {args.rounds} interleaved rounds")
-    for device in devices:
-        for m in args.models:
-            # the GPU needs bigger batches to be busy; CPU uses --batch as given
-            batch = args.batch if device.type == "cpu" else max(args.batch, 10_000)
-            for line in bench(m, device, batch, args.n, args.inputs, args.rounds):
-                print(line, flush=True)
+            print("cuda: not available, CUDA rows skipped")
+    rows = settings(devices, args.models)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, (str(Path(__file__).resolve().parents[1]),
+                                                       os.environ.get("PYTHONPATH"))))}
+    results: dict[tuple, list[float]] = {}
+    for r in range(args.rounds):
+        for row in rows:  # interleaved: every measurement once per round
+            for kind in ("raw", "certify"):
+                spec = dict(zip(("device", "model", "precision", "channels_last"), row), kind=kind,
+                            seconds=args.seconds)
+                out = subprocess.run([sys.executable, __file__, "--measure", json.dumps(spec)], env=env,
+                                     capture_output=True, text=True, check=False)
+                if out.returncode != 0:
+                    print(out.stderr, file=sys.stderr)
+                    return 1
+                results.setdefault((*row, kind), []).append(json.loads(out.stdout.splitlines()[-1])["samples_per_s"])
+        print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+    print(f"\ntorch {torch.__version__}, 1 thread, each measurement its own subprocess, median [min, max] of "
+          f"{args.rounds} interleaved rounds of {args.seconds:g} s; samples/s\n")
+    print("| device | model | batch | precision | raw forward | certify | certify / raw | certify / raw fp32 "
+          "| target |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        device, m, prec, cl = row
+        raw, cert = results[(*row, "raw")], results[(*row, "certify")]
+        raw32 = statistics.median(results[(device, m, "fp32", False, "raw")])
+        ratio32 = statistics.median(cert) / raw32
+        target = (FP32_TARGET if not cl else None) if prec == "fp32" else TARGETS[m]
+        verdict = "" if target is None else f">= {target:g}: {'met' if ratio32 >= target else 'missed'}"
+        print(f"| {device} | {m} | {MODELS[m][1][device][0]} | {prec}{' channels-last' if cl else ''} | {fmt(raw)} "
+              f"| {fmt(cert)} | {statistics.median(cert) / statistics.median(raw):.2f} | {ratio32:.2f} "
+              f"| {verdict} |")
     return 0
 
 

@@ -276,6 +276,12 @@ class Rows:
         reader = csv.reader([line[:-1] for line in lines], delimiter=self.delimiter)
         self._rows.extend(dict(zip(self.fields, r, strict=False)) for r in reader)
 
+    def append_lines(self, lines: Iterable[str]) -> None:
+        """Append pre-formatted lines (fields joined by the delimiter, a trailing newline optional; each must have
+        every field) in one flushed write."""
+        rows = [next(csv.reader([line.rstrip("\n")], delimiter=self.delimiter)) for line in lines]
+        self.append(*rows)
+
     def create(self) -> None:
         """Write the header now if the file is missing or empty (e.g. a run with nothing to do still leaves a
         readable table)."""

@@ -18,10 +18,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1] / "rlcert"
 
 # Longest prefix wins. Floors as in spec/architecture.md; rooms it does not list are placed by what they are:
-# commands (argument parsing) on 6, reports next to the sweeps on 5, certification methods on 1.
+# commands (argument parsing) on 6, reports and Ray sharding next to the sweeps on 5, certification methods on 1.
 FLOORS = {
     "rlcert.cli": 6, "rlcert.train_cli": 6, "rlcert.demo": 6, "rlcert.certify.cli": 6, "rlcert.certify.__main__": 6,
     "rlcert.reproduce": 5, "rlcert.sweep": 5, "rlcert.certify.policy": 5, "rlcert.plots": 5,
+    "rlcert.certify.distributed": 5,  # Ray sharding of the certify commands (joins Ray by the sweeps' rule)
     "rlcert.fleet": 4,
     "rlcert.training": 3, "rlcert.train": 3,
     "rlcert.agents": 2,
@@ -41,6 +42,8 @@ KNOWN_LAZY = {
     ("rlcert.certify.policy.steps", "rlcert.certify.policy.noise"),
     ("rlcert.certify.cli.certify", "rlcert.certify.cli.plot"),  # matplotlib only when --plot is given
     ("rlcert.sweep.report", "rlcert.sweep.runner"),
+    ("rlcert.certify.cli.certify", "rlcert.certify.distributed"),  # --ray only (Ray is an optional extra)
+    ("rlcert.certify.policy.cli", "rlcert.certify.distributed"),
     ("rlcert.demo.envs", "rlcert.envs.hand_reach"),  # HandReach needs mujoco (optional extra)
     ("rlcert.demo.envs", "rlcert.envs.render"),
     ("rlcert.demo.certify_deterministic", "rlcert.certify.models"),

@@ -25,6 +25,7 @@ from rlcert.certify.adaptive.queries import GaussianQueries
 from rlcert.certify.core.certificate import Certificate
 from rlcert.certify.core.checks import check_count, check_positive
 from rlcert.certify.core.classifier import model_dtype
+from rlcert.certify.core.precision import with_precision
 from rlcert.certify.core.registry import register
 from rlcert.certify.core.sampling import _chunks
 from rlcert.certify.core.smoothing import CERTIFY_STREAM, SmoothingCertifier, check_inputs
@@ -169,7 +170,10 @@ class ARSCertifier(AdaptiveCertifier):
         if args.model is not None:
             raise ValueError("--method ars takes --base-model and --mask-model, not --model")
         device = resolve_device(args.device)
-        base = load_model(args.base_model, args.base_weights, device, who="--base-model", weights_who="--base-weights")
-        mask = load_model(args.mask_model, args.mask_weights, device, who="--mask-model", weights_who="--mask-weights")
+        precision, channels_last = getattr(args, "precision", "fp32"), getattr(args, "channels_last", False)
+        base = with_precision(load_model(args.base_model, args.base_weights, device, who="--base-model",
+                                         weights_who="--base-weights"), precision, channels_last)  # fp32 outputs
+        mask = with_precision(load_model(args.mask_model, args.mask_weights, device, who="--mask-model",
+                                         weights_who="--mask-weights"), precision, channels_last)
         return cls(args.sigma, args.sigma1, base, mask, args.num_classes, args.averaging, args.mask_activation,
                    **cls.sampling_kwargs(args))

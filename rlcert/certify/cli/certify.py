@@ -19,7 +19,9 @@ requirements are checked by the methods that have them (ssn, dssn, variable-lamb
 block: inputs in [0, 1], on the 1/q grid for the deterministic l1/lp/l0 methods).
 Rerunning with the same ``--out`` resumes: indices already in the file are skipped (the run settings, kept next to
 it in ``<out>.json``, must match); Ctrl-C stops cleanly and keeps every finished row. ``--method NAME --help``
-lists that method's own flags (noise parameters, sampling budget).
+lists that method's own flags (noise parameters, sampling budget). ``--precision bf16`` (Monte-Carlo methods)
+certifies the smoothed classifier of the bf16-autocast model, which must then also be the deployed predictor;
+``--ray`` shards the inputs over Ray workers with the same rows as one process (docs/certify.md).
 """
 
 from __future__ import annotations
@@ -40,12 +42,14 @@ from rlcert.certify.cli.tsv import COLUMNS, format_row
 from rlcert.certify.core.certifier import Certifier
 from rlcert.certify.core.checks import check_count
 from rlcert.certify.core.classifier import BaseClassifier, error_line, expected_input
+from rlcert.certify.core.precision import PRECISIONS, check_precision
 from rlcert.certify.core.registry import METHODS, get
 from rlcert.certify.core.smoothing import SmoothingCertifier
 from rlcert.certify.io import check_output_file, load_data, load_model, resolve_device
 from rlcert.certify.models.normalize import parse_normalize
 
-RESUME_KEYS = ("method", "model", "weights", "data", "normalize")
+RESUME_KEYS = ("method", "model", "weights", "data", "normalize", "precision", "channels_last")
+RESUME_DEFAULTS = {"precision": "fp32", "channels_last": "False"}  # what a record written before the flag means
 MAX_INPUTS_PER_CALL = 256
 
 
@@ -77,6 +81,18 @@ def build_parser(method: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="output TSV (resumed if it exists)")
     p.add_argument("--plot", default=None, type=Path, help="also write certified accuracy vs radius to this PNG")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                   help="base model forward pass: fp32 (default) or bf16 (autocast; the certificate is then for the "
+                        "smoothed classifier of the bf16 model, which must also be the deployed predictor; "
+                        "Monte-Carlo methods only)")
+    p.add_argument("--channels-last", action="store_true",
+                   help="channels-last memory format for 4-D inputs and conv weights (faster with bf16 on CPU)")
+    p.add_argument("--ray", action="store_true",
+                   help="shard the inputs over Ray workers (pip install 'rlcert[sweep]'); same rows as one process")
+    p.add_argument("--address", default=None,
+                   help="with --ray: join this Ray cluster (e.g. auto or ray://host:10001; default: local Ray)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="with --ray: Ray workers (default: the local CPU count, or the cluster's CPUs)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     if method is not None:
         group = p.add_argument_group(f"--method {method}")
@@ -145,7 +161,50 @@ def build_classifier(certifier: Certifier, args: argparse.Namespace, x_all: Any,
         raise ValueError(f"--num-classes {k} does not match the model's {probe.shape[1]} logits")
     if y_all.size and int(y_all.max()) >= k:
         raise ValueError(f"--data has labels up to {int(y_all.max())} but the model has {k} classes")
-    return BaseClassifier(model, k, device=device)
+    return BaseClassifier(model, k, device=device, precision=getattr(args, "precision", "fp32"),
+                          channels_last=getattr(args, "channels_last", False))
+
+
+def check_precision_args(args: argparse.Namespace, certifier: Certifier) -> None:
+    """``--precision bf16`` / ``--channels-last`` only for the Monte-Carlo (smoothing) certifiers."""
+    check_precision(getattr(args, "precision", "fp32"), "--precision")
+    if (getattr(args, "precision", "fp32") != "fp32" or getattr(args, "channels_last", False)) \
+            and not isinstance(certifier, SmoothingCertifier):
+        raise ValueError(f"--precision/--channels-last apply to the Monte-Carlo methods "
+                         f"{sorted(n for n, c in METHODS.items() if issubclass(c, SmoothingCertifier))}, "
+                         f"not --method {args.method}")
+
+
+def setup(args: argparse.Namespace) -> tuple[Certifier, Any, Any, Any, torch.device]:
+    """(certifier, classifier, x_all, y_all, device) from parsed ``args`` (validated; one-line ValueErrors)."""
+    cls = get(args.method)
+    try:
+        certifier = cls.from_arguments(args)  # validates sigma, n0, n, alpha, ...
+    except ValueError as e:  # API wording (parameter names): say which method's flags they are
+        raise ValueError(str(e) if str(e).startswith("--") else f"--method {args.method}: {e}") from None
+    check_precision_args(args, certifier)
+    try:
+        device = resolve_device(args.device)
+    except ValueError as e:  # "device='cuda': CUDA is not available ..." -> the flag
+        raise ValueError(f"--device {args.device}: {str(e).split(': ', 1)[-1]}") from None
+    normalize = parse_normalize(args.normalize, who="--normalize") if args.normalize is not None else None
+    x_all, y_all = load_data(args.data, who="--data")
+    classifier = build_classifier(certifier, args, x_all, y_all, device, normalize)
+    return certifier, classifier, x_all, y_all, device
+
+
+def certify_rows(certifier: Certifier, classifier: Any, x_all: Any, y_all: Any, idx: list[int],
+                 device: torch.device) -> list[str]:
+    """TSV rows (with newlines) of the inputs ``idx``, certified together in one call (input i seeded from i)."""
+    xb = torch.as_tensor(x_all[idx], device=device)
+    t0 = time.perf_counter()
+    if isinstance(certifier, SmoothingCertifier):
+        certs = certifier.certify(classifier, xb, seeds=idx)
+    else:
+        certs = certifier.certify(classifier, xb)
+    per_input = (time.perf_counter() - t0) / len(idx)
+    return [format_row(i, int(y_all[i]), c.prediction, c.radius, per_input, c.p_lower, c.norm) + "\n"
+            for i, c in zip(idx, certs)]
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -163,18 +222,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     check_output_file(args.out, "--out", also=(args.out.with_name(args.out.name + ".json"),))
     if args.plot is not None:
         check_output_file(args.plot, "--plot")
-    cls = get(args.method)
-    try:
-        certifier = cls.from_arguments(args)  # validates sigma, n0, n, alpha, ...
-    except ValueError as e:  # API wording (parameter names): say which method's flags they are
-        raise ValueError(str(e) if str(e).startswith("--") else f"--method {args.method}: {e}") from None
-    try:
-        device = resolve_device(args.device)
-    except ValueError as e:  # "device='cuda': CUDA is not available ..." -> the flag
-        raise ValueError(f"--device {args.device}: {str(e).split(': ', 1)[-1]}") from None
-    normalize = parse_normalize(args.normalize, who="--normalize") if args.normalize is not None else None
-    x_all, y_all = load_data(args.data, who="--data")
-    classifier = build_classifier(certifier, args, x_all, y_all, device, normalize)
+    if getattr(args, "workers", None) is not None:
+        check_count(args.workers, "--workers", 1)
+    if not getattr(args, "ray", False) and (getattr(args, "address", None) or getattr(args, "workers", None)):
+        raise ValueError("--address/--workers need --ray")
+    certifier, classifier, x_all, y_all, device = setup(args)
 
     indices = list(range(0, len(x_all), args.skip))
     if args.max >= 0:
@@ -185,7 +237,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     meta_path = args.out.with_name(args.out.name + ".json")
     table = runs.Rows(args.out, COLUMNS, delimiter="\t", fsync=False)  # flushed per group: survives a killed process
     # compared (one line naming the differing keys) before anything is written; stored before the first row
-    runs.compare_settings(meta_path, meta, what=f"--out {args.out}", diff=settings_diff, have_results=len(table) > 0)
+    runs.compare_settings(meta_path, meta, what=f"--out {args.out}", diff=resume_diff, have_results=len(table) > 0)
     done = {int(i) for i in table.column("idx")}
     todo = [i for i in indices if i not in done]
     group = args.inputs_per_call or inputs_per_call(certifier, args.batch)
@@ -196,21 +248,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             why = str(e).removeprefix(f"{type(certifier).__name__}: ")
             raise ValueError(f"--data {args.data} does not suit --method {args.method}: {why}") from None
 
-    runs.ensure_settings(meta_path, meta, what=f"--out {args.out}", diff=settings_diff, update=True)
+    runs.ensure_settings(meta_path, meta, what=f"--out {args.out}", diff=resume_diff, update=True)
     table.create()
     t_start = time.perf_counter()
+    groups = [todo[g: g + group] for g in range(0, len(todo), group)]
     with tqdm(total=len(todo), disable=args.no_progress, unit="input", desc=f"certify {args.method}") as bar:
-        for g in range(0, len(todo), group):
-            idx = todo[g: g + group]
-            xb = torch.as_tensor(x_all[idx], device=device)
-            t0 = time.perf_counter()
-            if isinstance(certifier, SmoothingCertifier):
-                certs = certifier.certify(classifier, xb, seeds=idx)
-            else:
-                certs = certifier.certify(classifier, xb)
-            per_input = (time.perf_counter() - t0) / len(idx)
-            table.append(*(format_row(i, int(y_all[i]), c.prediction, c.radius, per_input, c.p_lower, c.norm)
-                           .split("\t") for i, c in zip(idx, certs)))
+        if getattr(args, "ray", False) and groups:
+            certify_groups_ray(args, groups, table, bar)
+        for idx in ([] if getattr(args, "ray", False) else groups):
+            table.append_lines(certify_rows(certifier, classifier, x_all, y_all, idx, device))
             bar.update(len(idx))
     summary = {"certified": len(todo), "skipped_done": len(indices) - len(todo), "out": str(args.out),
                "seconds": time.perf_counter() - t_start}
@@ -221,6 +267,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print(line)
         summary["plot"] = str(args.plot)
     return summary
+
+
+class CertifyWorker:
+    """A Ray actor of ``--ray``: the certifier, base classifier and data of the run, built once per worker."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        torch.set_num_threads(args.threads or 1)
+        self.certifier, self.classifier, self.x_all, self.y_all, self.device = setup(args)
+
+    def run(self, idx: list[int]) -> list[str]:
+        return certify_rows(self.certifier, self.classifier, self.x_all, self.y_all, idx, self.device)
+
+
+def certify_groups_ray(args: argparse.Namespace, groups: list[list[int]], table: runs.Rows, bar: Any) -> int:
+    """``--ray``: certify ``groups`` of input indices on Ray workers (``rlcert.certify.distributed``), writing
+    rows to ``table`` in group order and advancing the progress ``bar``. Returns the groups redone after a worker
+    died."""
+    from rlcert.certify.distributed import run_sharded  # --ray only (Ray is an optional extra)
+
+    if args.model is not None and not Path(args.model).is_file() and args.weights is None:
+        raise ValueError("--ray needs the same model in every worker: give --weights for a module:factory --model "
+                         "(untrained factories are initialised randomly in each process)")
+
+    def write(rows: list[str]) -> None:
+        table.append_lines(rows)
+        bar.update(len(rows))
+
+    return run_sharded(CertifyWorker, args, [(g,) for g in groups], write, args.workers, args.address)
 
 
 def settings_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -234,6 +308,11 @@ def settings_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
     a, b = flat(old), flat(new)
     return sorted(k for k in a.keys() & b.keys() if a[k] != b[k])
+
+
+def resume_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """:func:`settings_diff` of a stored record (flags it predates read as :data:`RESUME_DEFAULTS`) and ``new``."""
+    return settings_diff({**RESUME_DEFAULTS, **old}, new)
 
 
 def rows_kept(out: Path) -> int:
@@ -268,6 +347,7 @@ def _main(args: argparse.Namespace) -> int:
     print(f"certified {summary['certified']} inputs ({summary['skipped_done']} already done) "
           f"in {summary['seconds']:.1f} s -> {summary['out']}")
     return 0
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

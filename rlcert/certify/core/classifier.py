@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from rlcert.certify.core.precision import check_precision, prepare_model, run_forward
+
 
 def check_device(device: str | torch.device) -> torch.device:
     """``device`` as a ``torch.device``; ValueError (one line, naming the parameter) when it is not a device name or
@@ -97,18 +99,26 @@ class BaseClassifier:
     model's first parameter, else CPU; an unavailable device is refused here). ``input_shape`` (optional) is the
     per-input shape the model expects: other shapes are refused with a one-line error before the model runs; a
     model that fails on an input's shape gives a one-line error naming the shapes either way.
+
+    ``precision``: "fp32" (default) or "bf16" -- the forward pass runs under bf16 autocast and the base classifier
+    (hence what every certificate is about, and what must predict in deployment) is that bf16 model; see
+    ``rlcert.certify.core.precision``. ``channels_last=True`` runs 4-D inputs and the model's conv weights in
+    channels-last memory format (the model is converted in place; faster with bf16 on CPUs with AMX).
     """
 
     def __init__(self, model: nn.Module | Callable[[torch.Tensor], torch.Tensor], num_classes: int,
                  returns: str = "logits", device: str | torch.device | None = None,
-                 input_shape: tuple[int, ...] | None = None) -> None:
+                 input_shape: tuple[int, ...] | None = None, precision: str = "fp32",
+                 channels_last: bool = False) -> None:
         if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
             raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
         if returns not in ("logits", "labels"):
             raise ValueError(f"returns must be 'logits' or 'labels', got {returns!r}")
         if not callable(model):
             raise ValueError(f"model must be an nn.Module or a callable, got {type(model).__name__}")
-        self.model = model
+        self.precision = check_precision(precision)
+        self.channels_last = bool(channels_last)
+        self.model = prepare_model(model, self.channels_last)
         self.num_classes = int(num_classes)
         self.returns = returns
         if device is None and isinstance(model, nn.Module):
@@ -136,14 +146,14 @@ class BaseClassifier:
         model = self.model
         try:
             if not isinstance(model, nn.Module):
-                return model(x)
+                return run_forward(model, x, self.precision, self.channels_last)
             modules = list(model.modules())
             modes = [m.training for m in modules]
             if not any(modes):
-                return model(x)
+                return run_forward(model, x, self.precision, self.channels_last)
             model.eval()
             try:
-                return model(x)
+                return run_forward(model, x, self.precision, self.channels_last)
             finally:
                 for m, mode in zip(modules, modes):
                     m.training = mode

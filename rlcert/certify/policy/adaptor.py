@@ -19,6 +19,7 @@ import torch
 import yaml
 from gymnasium import spaces
 
+from rlcert.certify.core.precision import autocast, check_precision
 from rlcert.certify.policy.noise import ObservationLayout
 from rlcert.training import resolve_algo
 
@@ -31,12 +32,16 @@ class PolicyFunction:
     act: dict of tensors (B, *shape) -> actions, already in the environment's units ((B, m) inside the
     action box, or (B,) integer indices). observation_space / action_space: the agent's spaces.
     perturb: entries the certificate perturbs (see ``ObservationLayout``). device: where inputs must live.
+    precision: "fp32" (default) or "bf16": ``act`` runs under bf16 autocast (the observation and its noise stay
+    fp32, actions come back fp32); every certificate is then about this bf16 policy, which must also be the one
+    deployed (see ``rlcert.certify.core.precision``).
     """
 
     def __init__(self, act: Act, observation_space: spaces.Space, action_space: spaces.Space,
                  perturb: Sequence[str] | str = ("desired_goal",), device: str | torch.device = "cpu",
-                 goal_set: bool | None = None) -> None:
+                 goal_set: bool | None = None, precision: str = "fp32") -> None:
         self.act = act
+        self.precision = check_precision(precision)
         self.observation_space = observation_space
         self.action_space = action_space
         self.layout = ObservationLayout(observation_space, perturb, goal_set)
@@ -61,10 +66,11 @@ class PolicyFunction:
         """Actions for flat observations (B, D) (gradients flow when the agent's function allows it)."""
         if flat.ndim != 2 or flat.shape[1] != self.layout.dim:
             raise ValueError(f"flat observations must have shape (B, {self.layout.dim}), got {tuple(flat.shape)}")
-        out = self.act(self.layout.unflatten(flat))
+        with autocast(flat.device, self.precision):
+            out = self.act(self.layout.unflatten(flat))
         if self.discrete:
             return out.reshape(-1).long()
-        return out.reshape(flat.shape[0], self.action_dim)
+        return out.reshape(flat.shape[0], self.action_dim).float()
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Discrete actions as class labels (B,) under no_grad: the ``rlcert.certify`` base-classifier protocol."""
@@ -84,7 +90,7 @@ class PolicyFunction:
     # ---- constructors -----------------------------------------------------------------------------------------
     @classmethod
     def from_sb3(cls, model: Any, perturb: Sequence[str] | str = ("desired_goal",),
-                 goal_set: bool | None = None) -> PolicyFunction:
+                 goal_set: bool | None = None, precision: str = "fp32") -> PolicyFunction:
         """Wrap a Stable-Baselines3 (or rlcert) model: deterministic ``policy._predict``, then SB3's own
         post-processing (unscale tanh-squashed actions to [low, high], else clip), all in torch on its device."""
         policy = model.policy
@@ -104,15 +110,15 @@ class PolicyFunction:
                 a = low + 0.5 * (a + 1.0) * (high - low) if squash else torch.clamp(a, low, high)
             return a
 
-        return cls(act, model.observation_space, action_space, perturb, device, goal_set)
+        return cls(act, model.observation_space, action_space, perturb, device, goal_set, precision)
 
     @classmethod
     def load(cls, path: str | Path, algo: str | None = None, perturb: Sequence[str] | str = ("desired_goal",),
-             device: str = "auto", goal_set: bool | None = None) -> PolicyFunction:
+             device: str = "auto", goal_set: bool | None = None, precision: str = "fp32") -> PolicyFunction:
         """Load a saved agent (``model.zip``). ``algo``: a key of ``rlcert.agents.ALGOS`` or "module:Class";
         default: the ``algo`` of the ``config.yaml`` that ``rlcert train`` writes next to the model."""
         model = load_model(path, algo, device)
-        return cls.from_sb3(model, perturb, goal_set)
+        return cls.from_sb3(model, perturb, goal_set, precision)
 
 
 def algo_of(path: str | Path) -> str | None:

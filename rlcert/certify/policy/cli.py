@@ -52,7 +52,8 @@ from rlcert.training import make_env
 
 EPISODE_FIELDS = ("kind", "idx", "return", "length", "success")
 EPISODE_HEADER = "\t".join(EPISODE_FIELDS)
-RESUME_KEYS = ("model", "algo", "env", "env_kwargs", "perturb", "method", "sigma", "seed")
+RESUME_KEYS = ("model", "algo", "env", "env_kwargs", "perturb", "method", "sigma", "seed", "precision")
+RESUME_DEFAULTS = {"precision": "fp32"}  # what a record written before the flag means
 
 
 def _floats(text: str, name: str) -> list[float]:
@@ -96,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="episode TSV (the JSON goes to <out>.json)")
     p.add_argument("--plot-dir", type=Path, default=None, help="write the PNG plots here")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                   help="policy forward pass: fp32 (default) or bf16 autocast (the certificates are then about "
+                        "the bf16 policy, which must also be the deployed one)")
+    p.add_argument("--ray", action="store_true",
+                   help="shard the episodes over Ray workers (pip install 'rlcert[sweep]'); same rows as one process")
+    p.add_argument("--address", default=None, help="with --ray: join this Ray cluster (default: local Ray)")
+    p.add_argument("--workers", type=int, default=None, help="with --ray: Ray workers (default: the CPU count)")
     return p
 
 
@@ -118,6 +126,10 @@ def _resolve(args: argparse.Namespace) -> dict[str, Any]:
     check_count(args.n0, "--n0", 1)
     check_count(args.num_envs, "--num-envs", 1)
     check_count(args.seed, "--seed", 0)
+    if getattr(args, "workers", None) is not None:
+        check_count(args.workers, "--workers", 1)
+    if not getattr(args, "ray", False) and (getattr(args, "address", None) or getattr(args, "workers", None)):
+        raise ValueError("--address/--workers need --ray")
     check_alpha(args.alpha, "--alpha")
     check_alpha(args.step_alpha, "--step-alpha")
     check_positive(args.ball, "--ball")
@@ -152,7 +164,7 @@ def _resolve(args: argparse.Namespace) -> dict[str, Any]:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model = load_model(model_path, algo, device, who="--model", algo_who="--algo")
     try:
-        policy = PolicyFunction.from_sb3(model, args.perturb)
+        policy = PolicyFunction.from_sb3(model, args.perturb, precision=getattr(args, "precision", "fp32"))
     except ValueError as e:
         raise ValueError(f"--perturb: {e}") from None
     if env.observation_space != model.observation_space:
@@ -173,6 +185,28 @@ def _resolve(args: argparse.Namespace) -> dict[str, Any]:
                 r_max=r_max, radii=radii, horizon=horizon, certifier=certifier, env=env)
 
 
+def rollout_rows(args: argparse.Namespace, r: dict[str, Any], kind: str,
+                 idx: list[int]) -> list[tuple[str, int, float, int, float]]:
+    """Episodes ``idx`` of ``kind`` (smoothed/clean) as rows (kind, idx, return, length, success), seeded from
+    (``--seed``, idx) exactly as in ``run`` (one Ray task of ``--ray``)."""
+    noise = MaskedNoise(r["certifier"], r["policy"].layout) if kind == "smoothed" else None
+    eps = episodes.rollout(r["policy"], lambda: make_env(r["env_id"], r["env_kwargs"]), idx, seed=args.seed,
+                           noise=noise, num_envs=args.num_envs)
+    return [(kind, ep.idx, ep.ret, ep.length, ep.success) for ep in eps]
+
+
+class EpisodeWorker:
+    """A Ray actor of ``--ray``: the policy and environments of the run, built once per worker."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        torch.set_num_threads(1)
+        self.args = args
+        self.r = _resolve(args)
+
+    def run(self, kind: str, idx: list[int]) -> list[tuple[str, int, float, int, float]]:
+        return rollout_rows(self.args, self.r, kind, idx)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the certification described by ``args``; returns the JSON summary (also written to <out>.json).
 
@@ -181,13 +215,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     r = _resolve(args)
     policy, certifier = r["policy"], r["certifier"]
     meta = {"model": str(args.model), "algo": str(r["algo"]), "env": r["env_id"], "env_kwargs": r["env_kwargs"],
-            "perturb": list(args.perturb), "method": args.method, "sigma": args.sigma, "seed": args.seed}
+            "perturb": list(args.perturb), "method": args.method, "sigma": args.sigma, "seed": args.seed,
+            "precision": getattr(args, "precision", "fp32")}
     meta_path = args.out.with_name(args.out.name + ".json")
     check_output_file(args.out, "--out", also=(meta_path,))
     table = runs.Rows(args.out, EPISODE_FIELDS, delimiter="\t", fsync=False)  # flushed per episode
     runs.ensure_settings(meta_path, meta, key="settings", what=f"--out {args.out}", have_results=len(table) > 0,
-                         diff=lambda old, new: runs.settings_diff({k: old.get(k) for k in RESUME_KEYS},
-                                                                  {k: new.get(k) for k in RESUME_KEYS}))
+                         diff=lambda old, new: runs.settings_diff(
+                             {k: {**RESUME_DEFAULTS, **old}.get(k) for k in RESUME_KEYS},
+                             {k: new.get(k) for k in RESUME_KEYS}))
     done = {(r["kind"], int(r["idx"])): (float(r["return"]), int(r["length"]), float(r["success"])) for r in table}
     t0 = time.perf_counter()
 
@@ -195,16 +231,32 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return make_env(r["env_id"], r["env_kwargs"])
 
     noise = MaskedNoise(certifier, policy.layout)
-    for kind, nz in (("smoothed", noise), ("clean", None)):
-        todo = [i for i in range(args.episodes) if (kind, i) not in done]
-        with tqdm(total=len(todo), disable=args.no_progress, unit="episode", desc=f"{kind} episodes") as bar:
-            def record(ep, kind=kind, bar=bar) -> None:
-                table.append([kind, ep.idx, f"{ep.ret:.10g}", ep.length, f"{ep.success:g}"])
-                done[(kind, ep.idx)] = (ep.ret, ep.length, ep.success)
-                bar.update(1)
+    kinds = (("smoothed", noise), ("clean", None))
+    todos = {kind: [i for i in range(args.episodes) if (kind, i) not in done] for kind, _ in kinds}
 
-            episodes.rollout(policy, make, todo, seed=args.seed, noise=nz, num_envs=args.num_envs,
-                             on_episode=record)
+    def write(row: tuple[str, int, float, int, float], bar: Any) -> None:
+        k, idx, ret, length, success = row
+        table.append([k, idx, f"{ret:.10g}", length, f"{success:g}"])
+        done[(k, idx)] = (ret, length, success)
+        bar.update(1)
+
+    if getattr(args, "ray", False):
+        from rlcert.certify.distributed import run_sharded  # --ray only (Ray is an optional extra)
+
+        size = max(1, args.num_envs)  # one task: the episodes one process steps together
+        tasks = [(kind, todo[i: i + size]) for kind, todo in todos.items() for i in range(0, len(todo), size)]
+        with tqdm(total=sum(map(len, todos.values())), disable=args.no_progress, unit="episode",
+                  desc="episodes (ray)") as bar:
+            if tasks:
+                run_sharded(EpisodeWorker, args, tasks, lambda rows: [write(row, bar) for row in rows],
+                            args.workers, args.address)
+    else:
+        for kind, nz in kinds:
+            with tqdm(total=len(todos[kind]), disable=args.no_progress, unit="episode",
+                      desc=f"{kind} episodes") as bar:
+                episodes.rollout(policy, make, todos[kind], seed=args.seed, noise=nz, num_envs=args.num_envs,
+                                 on_episode=lambda ep, kind=kind, bar=bar: write((kind, ep.idx, ep.ret, ep.length,
+                                                                                  ep.success), bar))
 
     summary: dict[str, Any] = {"settings": meta}
     if args.episodes > 0:
