@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import torch as th
-import yaml
 from tqdm import tqdm
 
 from rlcert import runs
@@ -26,10 +25,8 @@ from rlcert.agents.callbacks import CSV_FIELDS
 from rlcert.fleet.config import read_config
 from rlcert.fleet.export import export_member
 from rlcert.fleet.trainer import Fleet
+from rlcert.train import check_run_config
 from rlcert.training import build_algo_kwargs, make_env, resolve_algo
-
-# Config entries a resumed run may change (as for rlcert.train's MAY_CHANGE_ON_RESUME).
-MAY_CHANGE_ON_RESUME = ("total_timesteps", "torch_threads")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -53,14 +50,6 @@ def checkpoint_path(config: dict, seeds: list[int]) -> Path:
     return Path(config["log_dir"]) / config["name"] / f"fleet_seeds{seeds[0]}-{seeds[-1]}_n{len(seeds)}.pt"
 
 
-def _read_yaml(path: Path) -> dict:
-    return yaml.safe_load(path.read_text()) or {}
-
-
-def _dump_yaml(obj: dict) -> str:
-    return yaml.safe_dump(obj, sort_keys=False)
-
-
 def train_fleet(config: dict, seeds: list[int], resume: bool = False, progress: bool = True,
                 member_overrides: list[dict] | None = None, export: bool = True) -> list[Path]:
     """Train one member per seed together; returns the members' run directories (see the module docstring)."""
@@ -79,8 +68,8 @@ def train_fleet(config: dict, seeds: list[int], resume: bool = False, progress: 
     fleet = Fleet(settings, schedule, seeds, env_cls, config.get("env_kwargs") or {}, noise)
     resumed = resume and ckpt.exists()
     if resume:
-        for d, m in zip(run_dirs, members, strict=True):  # compared before anything is written
-            runs.compare_settings(d / "config.yaml", m, what=str(d), ignore=MAY_CHANGE_ON_RESUME, read=_read_yaml)
+        for m in members:  # compared before anything is written
+            check_run_config(m)
     if resumed:
         fleet.load_state_dict(th.load(ckpt, weights_only=False))
         print(f"resuming {len(seeds)} members from step {fleet.num_timesteps}")
@@ -94,8 +83,7 @@ def train_fleet(config: dict, seeds: list[int], resume: bool = False, progress: 
                              "--log-dir, --seeds or name (nothing was overwritten)")
     for d, m in zip(run_dirs, members, strict=True):  # the settings go first
         d.mkdir(parents=True, exist_ok=True)
-        runs.ensure_settings(d / "config.yaml", m, what=str(d), ignore=MAY_CHANGE_ON_RESUME, update=True,
-                             read=_read_yaml, dump=_dump_yaml)
+        check_run_config(m, write=True)
     tables = [runs.Rows(d / "eval.csv", CSV_FIELDS) for d in run_dirs]
     for t in tables:  # rows after the checkpoint are re-evaluated (all of them when there is no checkpoint)
         t.keep(lambda r: resumed and int(r["timesteps"]) <= fleet.num_timesteps)
