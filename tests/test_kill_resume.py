@@ -81,10 +81,11 @@ def check_ctrl_c(rc: int, err: str, prog: str) -> None:
 
 
 def moments(seed: int, rows: int, kills: int) -> list[tuple[int, float]]:
-    """``kills`` (new rows, delay in s) pairs: each run is signalled once it has added 1.. rows (together at most
-    70% of the ``rows`` of a whole run, so the signal lands mid-run) plus a delay in [0, 0.1)."""
+    """``kills`` (new rows, delay in s) pairs: each run is signalled once it has added 1..rows / (2 kills) rows
+    (together at most half the ``rows`` of a whole run, so every signal lands mid-run even on a fast machine) plus
+    a delay in [0, 0.05)."""
     rng = random.Random(seed)
-    return [(rng.randint(1, max(1, int(0.7 * rows) // kills)), rng.uniform(0.0, 0.1)) for _ in range(kills)]
+    return [(rng.randint(1, max(1, rows // (2 * kills))), rng.uniform(0.0, 0.05)) for _ in range(kills)]
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -100,7 +101,7 @@ def one_error_line(capsys, *words: str) -> None:
 # ---- rlcert train ------------------------------------------------------------------------------------------------
 
 TRAIN = {"name": "tiny", "algo": "ReenGAGEDDPG", "env": "rlcert/ContinuousSeek-v0", "env_kwargs": {"d": 2},
-         "total_timesteps": 400, "eval": {"freq": 50, "episodes": 2, "metric": "ever"},
+         "total_timesteps": 600, "eval": {"freq": 50, "episodes": 2, "metric": "ever"},
          "algo_kwargs": {"replay_buffer_class": "HerReplayBuffer",
                          "replay_buffer_kwargs": {"n_sampled_goal": 2, "goal_selection_strategy": "future"},
                          "policy_kwargs": {"net_arch": [8]}, "batch_size": 8, "learning_starts": 20, "alpha": 0.2,
@@ -141,7 +142,7 @@ def test_train_killed_and_interrupted_resumes_to_the_same_rows(tmp_path, capsys)
 # ---- rlcert train --seeds (fleet: deterministic, so bit for bit) --------------------------------------------------
 
 FLEET = {"name": "tiny", "algo": "DDPG", "env": "rlcert/ContinuousSeek-v0", "env_kwargs": {"d": 3, "max_steps": 5},
-         "total_timesteps": 300, "eval": {"freq": 20, "episodes": 4, "metric": "ever"},
+         "total_timesteps": 600, "eval": {"freq": 20, "episodes": 4, "metric": "ever"},
          "algo_kwargs": {"replay_buffer_class": "HerReplayBuffer",
                          "replay_buffer_kwargs": {"n_sampled_goal": 4, "goal_selection_strategy": "future"},
                          "action_noise": {"type": "normal", "sigma": 0.1}, "policy_kwargs": {"net_arch": [16, 16]},
