@@ -23,6 +23,7 @@ from rlcert.fleet.family import PRECISIONS, FleetAlgorithm, MemberSettings
 from rlcert.fleet.sac import FleetSAC
 from rlcert.fleet.td3 import FleetTD3
 from rlcert.fleet.vector_envs import TorchContinuousSeek
+from rlcert.training import build_algo_kwargs, make_env, resolve_algo
 
 TORCH_ENVS: dict[str, type] = {"rlcert/ContinuousSeek-v0": TorchContinuousSeek}
 FAMILIES: dict[str, type[FleetAlgorithm]] = {
@@ -98,8 +99,6 @@ class Schedule:
 def probe_agent(config: dict) -> tuple[Any, int]:
     """The config's agent, built once with its kwargs (replay buffer of size 1, no HER) to read resolved settings,
     and the buffer size ``rlcert train`` would give it."""
-    from rlcert.train import build_algo_kwargs, make_env, resolve_algo
-
     env = make_env(config["env"], config.get("env_kwargs") or {})
     kw = build_algo_kwargs(config, env.action_space)
     kw.pop("replay_buffer_class", None)
