@@ -124,7 +124,7 @@ def measure_fleet(family: str, members: int, precision: str, seconds: float, com
 def measure_sb3(family: str, seconds: float) -> dict:
     from stable_baselines3.common.callbacks import BaseCallback
 
-    from rlcert.train import build_algo_kwargs, import_object, make_env, resolve_algo
+    from rlcert.training import build_algo_kwargs, import_object, make_env, resolve_algo
 
     cfg = full_config(family)
     env = make_env(cfg["env"], cfg["env_kwargs"])

@@ -48,7 +48,7 @@ def welch_p(a: list[float], b: list[float]) -> float:
 def main() -> int:
     from rlcert.fleet.config import unsupported_reason
     from rlcert.fleet.run import parse_seeds, train_fleet
-    from rlcert.train import load_config
+    from rlcert.training import load_config
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", default="0-9")

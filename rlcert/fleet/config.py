@@ -25,6 +25,7 @@ from rlcert.fleet.family import PRECISIONS, FleetAlgorithm, MemberSettings
 from rlcert.fleet.goal_set import FleetMultiReenGAGE, ScaledDriveSeek, ScaledNoisySeek
 from rlcert.fleet.sac import FleetSAC
 from rlcert.fleet.td3 import FleetTD3
+from rlcert.training import build_algo_kwargs, import_object, make_env, resolve_algo
 
 TORCH_ENVS: dict[str, type] = {"rlcert/ContinuousSeek-v0": TorchContinuousSeek,
                                "rlcert/BitFlipping-v0": TorchBitFlipping,
@@ -120,8 +121,6 @@ class Schedule:
 def probe_agent(config: dict) -> tuple[Any, int]:
     """The config's agent, built once with its kwargs (replay buffer of size 1, no HER) to read resolved settings,
     and the buffer size ``rlcert train`` would give it."""
-    from rlcert.train import build_algo_kwargs, import_object, make_env, resolve_algo
-
     policy = config.get("policy", "MultiInputPolicy")
     env = make_env(config["env"], config.get("env_kwargs") or {})
     kw = build_algo_kwargs(config, env.action_space)

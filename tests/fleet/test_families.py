@@ -18,7 +18,8 @@ from rlcert.envs import BitFlippingEnv, NoisySeekEnv
 from rlcert.fleet.config import read_config, unsupported_reason
 from rlcert.fleet.stacked import linears_of
 from rlcert.fleet.trainer import Fleet
-from rlcert.train import load_config, main
+from rlcert.train_cli import main
+from rlcert.training import load_config
 
 
 def build_fleet(config: dict, seeds: list[int], overrides: list[dict] | None = None) -> Fleet:
