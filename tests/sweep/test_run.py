@@ -222,7 +222,11 @@ def test_ctrl_c_sequential_checkpoints_one_line_and_resumes(tmp_path, capsys):
     assert [line for line in err.strip().splitlines() if line.strip()] == [
         "rlcert sweep: interrupted; finished seeds are kept; rerun the same command to resume"]
     for f, before in rows_at_kill.items():
-        state = yaml.safe_load((f / "checkpoints" / "latest_state.json").read_text())
+        # one seed's own checkpoint, or (a trial the fleet supports trains its seeds together) the fleet's
+        own = f / "checkpoints" / "latest_state.json"
+        state_files = [own] if own.exists() else list(f.parent.glob("fleet_seeds*.json"))
+        assert len(state_files) == 1, f"no checkpoint state for {f}"
+        state = yaml.safe_load(state_files[0].read_text())
         assert state["num_timesteps"] >= int(before[-1]["timesteps"])  # the current step, not the last evaluation
     assert sweep_main(["--config", str(path), "--sequential", "--no-progress"]) == 0
     check_resumed(sweep_dir, rows_at_kill, finished)
