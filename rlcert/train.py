@@ -1,18 +1,9 @@
-"""One training run (:func:`train`), the library under ``rlcert train`` (the command: :mod:`rlcert.train_cli`).
+"""One training run (:func:`train`), the library under ``rlcert train`` (the command: :mod:`rlcert.train_cli`,
+whose docstring lists what a run folder holds and how resume and Ctrl-C behave).
 
-Trains an SB3 / ReenGAGE agent from a YAML config (schema: :mod:`rlcert.training.config`) and writes
-``{log_dir}/{name}/seed{seed}/``: ``config.yaml`` (resolved; written before the first result), ``eval.csv`` (one
-row per evaluation, flushed), ``tb/`` (tensorboard), ``checkpoints/latest_*`` (model + replay buffer +
-``latest_state.json``, for ``--resume``) and the final ``model.zip`` (reload with ``ALGOS[algo].load(path,
-env=...)``).
-
-Every value is checked (algo_kwargs names against the algorithm's constructor) before anything is written; a bad
-one is a one-line error naming the key. An existing run folder is refused unless ``--resume`` is given (nothing
-is ever overwritten silently), and ``--resume`` with a config that differs from the folder's ``config.yaml`` in
-anything but ``total_timesteps`` / ``torch_threads`` / ``notes`` is refused in one line naming the keys. Ctrl-C
-checkpoints the current step and ends with one line (exit 130); ``--resume`` continues from that step
-(``wall_time_s`` accumulates over resumes). The final step is always evaluated. ``buffer_size`` larger than
-total_timesteps is capped to it (same behaviour, as the buffer never wraps; keeps checkpoints small).
+Config schema and validation: :mod:`rlcert.training.config`; env / agent / buffer construction:
+:mod:`rlcert.training.factories`; files: :mod:`rlcert.runs`. ``buffer_size`` larger than total_timesteps is capped
+to it (same behaviour, as the buffer never wraps; keeps checkpoints small).
 """
 
 from __future__ import annotations

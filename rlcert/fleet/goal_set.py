@@ -42,46 +42,29 @@ from rlcert.agents.multi_reengage import reward_gate_gradient
 from rlcert.envs import item_rewards
 from rlcert.envs.torch_vector import TorchDriveSeek, TorchGoalSetEnv, TorchNoisySeek
 from rlcert.fleet.adam import StackedAdam
-from rlcert.fleet.family import FleetAlgorithm, MemberSettings, clone_net, col, polyak
+from rlcert.fleet.family import FleetAlgorithm, clone_net, col, polyak
 from rlcert.fleet.replay import Batch
 from rlcert.fleet.stacked import StackedMLP, linears_of
-from rlcert.fleet.td3 import FleetTD3, action_noise_sigma
+from rlcert.fleet.td3 import FleetSettings, FleetTD3, action_noise_sigma
 
 Obs = dict[str, th.Tensor]
 
 
 @dataclass
-class GoalSetSettings(MemberSettings):
-    """Multi-ReenGAGE settings: shared shapes and options, per-member lists of length S (``net_arch``: the heads)."""
+class GoalSetSettings(FleetSettings):
+    """Multi-ReenGAGE settings: DDPG/TD3's (:class:`~rlcert.fleet.td3.FleetSettings`, ``net_arch``: the heads)
+    plus the DeepSets encoder's shapes and options."""
 
     n_max: int = 200
     embed_dim: int = 20
     encoder_arch: list[int] = field(default_factory=lambda: [400, 400])
     pooling: str = "n_max"
-    n_critics: int = 1
-    policy_delay: int = 1
-    goal_reduction: str = "mean"
-    through_target_actor: bool = True
     share_encoder: bool = True
-    alpha: list[float] = field(default_factory=lambda: [0.0])
-    target_policy_noise: list[float] = field(default_factory=lambda: [0.0])
-    target_noise_clip: list[float] = field(default_factory=lambda: [0.0])
-    action_noise_sigma: list[float] | None = None
-
-    PER_MEMBER = ("gamma", "tau", "alpha", "target_policy_noise", "target_noise_clip")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.goal_reduction not in gg.REDUCTIONS:
-            raise ValueError(f"goal_reduction must be one of {gg.REDUCTIONS}, got {self.goal_reduction!r}")
         if self.pooling not in ("n_max", "sum"):
             raise ValueError(f"pooling must be 'n_max' or 'sum', got {self.pooling!r}")
-        if self.n_critics < 1 or self.policy_delay < 1:
-            raise ValueError(f"n_critics and policy_delay must be >= 1, got {self.n_critics}, {self.policy_delay}")
-        if any(a < 0 for a in self.alpha):
-            raise ValueError(f"alpha must be >= 0, got {self.alpha}")
-        if self.action_noise_sigma is None:
-            self.action_noise_sigma = [0.0] * self.n_members
 
 
 def goal_set_obs(obs: Obs, n_max: int) -> Obs:
