@@ -8,7 +8,8 @@ Method:
 * every measurement runs in its own subprocess (fresh interpreter, one torch thread), so no run inherits another's
   caches, allocator state or memory; rounds are interleaved (round r measures every (family, S, precision) and SB3
   once before round r + 1 starts), and the table gives the median with [min, max] over rounds;
-* both sides use the same config (Table G.1/G.2/G.3 sizes, ContinuousSeek d = 10) with the same capped replay
+* both sides use the same config (Table G.1/G.2/G.3 sizes, ContinuousSeek d = 10; DQN: Bit-Flipping n = 40;
+  Multi-ReenGAGE: NoisySeek at Table G.4 sizes) with the same capped replay
   buffer (``buffer_size`` 10 000 on both sides, as training caps it), warmed up past ``learning_starts`` and a few
   updates, then timed for ``--seconds`` of wall time;
 * S sequential SB3 runs take S times as long as one, so their member env-steps/s is one run's env-steps/s;
@@ -46,6 +47,18 @@ FAMILIES: dict[str, dict] = {
         **COMMON, **HER, "batch_size": 512, "learning_rate": 1e-3, "action_noise": {"type": "normal", "sigma": 0.03},
         "alpha": 0.2, "goal_reduction": "mean"}},
     "SAC": {**SEEK, "algo": "SAC", "algo_kwargs": {**COMMON, **HER, "batch_size": 1024, "learning_rate": 1.5e-3}},
+    # configs/bit_flipping_n40_reengage.yaml, but training every step like the rows above
+    "DQN": {"env": "rlcert/BitFlipping-v0", "env_kwargs": {"n_bits": 40}, "algo": "ReenGAGEDQN", "algo_kwargs": {
+        **COMMON, **HER, "policy_kwargs": {"net_arch": [256]}, "batch_size": 128, "learning_rate": 1e-3,
+        "gamma": 0.98, "tau": 0.05, "target_update_interval": 640, "exploration_initial_eps": 0.2,
+        "exploration_final_eps": 0.2, "alpha": 1.0, "softmax_tau": 0.5, "goal_reduction": "mean"}},
+    # Table G.4 (NoisySeek, n_max = 200): configs/noisy_seek_multi_reengage.yaml with the capped buffer
+    "Multi-ReenGAGE": {"env": "rlcert/NoisySeek-v0", "env_kwargs": {},
+                       "algo": "rlcert.agents.multi_reengage:MultiReenGAGEDDPG",
+                       "policy": "rlcert.agents.deepsets:DeepSetsTD3Policy", "algo_kwargs": {
+        **COMMON, "policy_kwargs": {"embed_dim": 20, "encoder_arch": [400, 400], "head_arch": [400],
+                                    "share_encoder": True, "pooling": "n_max"},
+        "batch_size": 256, "learning_rate": 1e-3, "action_noise": {"type": "normal", "sigma": 0.1}, "alpha": 10.0}},
 }
 
 
@@ -111,12 +124,12 @@ def measure_fleet(family: str, members: int, precision: str, seconds: float, com
 def measure_sb3(family: str, seconds: float) -> dict:
     from stable_baselines3.common.callbacks import BaseCallback
 
-    from rlcert.train import build_algo_kwargs, make_env, resolve_algo
+    from rlcert.training import build_algo_kwargs, import_object, make_env, resolve_algo
 
     cfg = full_config(family)
     env = make_env(cfg["env"], cfg["env_kwargs"])
-    model = resolve_algo(cfg["algo"])("MultiInputPolicy", env, seed=0, device="cpu",
-                                      **build_algo_kwargs(cfg, env.action_space))
+    policy = import_object(cfg["policy"]) if ":" in cfg["policy"] else cfg["policy"]
+    model = resolve_algo(cfg["algo"])(policy, env, seed=0, device="cpu", **build_algo_kwargs(cfg, env.action_space))
     model.learn(cfg["algo_kwargs"]["learning_starts"] + 5)
 
     class Stop(BaseCallback):
@@ -245,7 +258,8 @@ def main() -> None:
     def get(job: dict) -> list[dict]:
         return results[json.dumps(job, sort_keys=True)]
 
-    print(f"ContinuousSeek d = 10, Table G.1-G.3 sizes, fleet on {args.device}, SB3 on the CPU, "
+    print("ContinuousSeek d = 10 (Table G.1-G.3), Bit-Flipping n = 40 (DQN), NoisySeek (Table G.4); "
+          f"fleet on {args.device}, SB3 on the CPU, "
           f"{args.threads} thread(s), buffer_size 10000 on both sides, "
           f"{args.rounds} interleaved round(s) of {args.seconds:g} s, each measurement in its own process; "
           "median [min, max]\n")

@@ -7,7 +7,7 @@ import sys
 
 COMMANDS = {
     "demo": ("rlcert.demo.main", "run the demo (envs, agents, certification) and write runs/demo/"),
-    "train": ("rlcert.train", "train an agent from a YAML config"),
+    "train": ("rlcert.train_cli", "train an agent from a YAML config"),
     "plot-curves": ("rlcert.plots", "plot learning curves (mean +- std over seeds)"),
     "certify": ("rlcert.certify.cli.certify", "certify a classifier on a data set, writing a TSV"),
     "plot-certified": ("rlcert.certify.cli.plot", "plot certified accuracy vs radius from TSV files"),

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch as th
 
-from rlcert.train import load_config, train
+from rlcert.train import train
+from rlcert.training import load_config
 
 
 def measure(config_path: str, overrides: list[str], steps: int) -> dict[str, float | str]:

@@ -29,7 +29,7 @@ EXPERIMENTS = {
                                      ["algo_kwargs.goal_reduction=mean"]),
     "Bit-Flipping n=40 DQN+HER": ("configs/bit_flipping_n40_dqn_her.yaml", 100_000, 10_000, []),
 }
-TINY = ["algo_kwargs.learning_starts=30", "algo_kwargs.batch_size=16", "eval.episodes=5"]
+TINY = ["algo_kwargs.learning_starts=45", "algo_kwargs.batch_size=16", "eval.episodes=5"]
 
 
 def read_rates(run_dir: Path) -> dict[int, float]:
@@ -48,7 +48,7 @@ def welch_p(a: list[float], b: list[float]) -> float:
 def main() -> int:
     from rlcert.fleet.config import unsupported_reason
     from rlcert.fleet.run import parse_seeds, train_fleet
-    from rlcert.train import load_config
+    from rlcert.training import load_config
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", default="0-9")

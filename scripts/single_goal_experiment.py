@@ -123,7 +123,7 @@ def finished(out: Path, run: Run, seed: int, steps: int) -> bool:
 
 
 def command(out: Path, run: Run, seed: int, steps: int, python: str) -> list[str]:
-    cmd = ["nice", "-n", "15", python, "-m", "rlcert.train", "--config", run.config, "--seed", str(seed),
+    cmd = ["nice", "-n", "15", python, "-m", "rlcert.train_cli", "--config", run.config, "--seed", str(seed),
            "--log-dir", str(out / run.suite), "--threads", "1", "--no-progress", "--resume",
            "--set", f"name={run.name}", "--set", f"total_timesteps={steps}", "--set", f"eval.freq={run.eval_freq}"]
     for o in run.overrides:

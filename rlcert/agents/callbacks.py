@@ -1,15 +1,20 @@
-"""Training callbacks: success-rate evaluation to CSV (flushed per row), checkpoints, a tqdm progress bar."""
+"""Training callbacks: success-rate evaluation to CSV (flushed per row), checkpoints, a tqdm progress bar.
+
+The files are written through the run-folder layer (:mod:`rlcert.runs`): ``eval.csv`` is an append-only
+:class:`~rlcert.runs.Rows`, checkpoints are atomic, and a Ctrl-C (a :class:`~rlcert.runs.deferred_interrupt`)
+checkpoints the current step at the next step boundary before training stops.
+"""
 
 from __future__ import annotations
 
-import csv
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from tqdm import tqdm
+
+from rlcert.runs import Rows, atomic_path, deferred_interrupt, read_json, write_json_atomic
 
 METRICS = ("ever", "final", "return")
 CSV_FIELDS = ["timesteps", "success_rate", "mean_return", "std_return", "episodes", "metric", "wall_time_s"]
@@ -38,10 +43,18 @@ def evaluate(model, env, episodes: int, seed: int, deterministic: bool = True) -
 
 class EvalCheckpointCallback(BaseCallback):
     """Every ``freq`` env steps: evaluate (CSV row appended + flushed, tensorboard ``eval/*``), then write a
-    checkpoint (model + replay buffer, atomically replaced) so ``--resume`` can continue from it."""
+    checkpoint (model + replay buffer + ``latest_state.json``, each atomically replaced) so ``--resume`` can
+    continue from it.
+
+    rows: the run's ``eval.csv`` (default: opened from ``run_dir``); wall_offset: seconds spent by earlier
+    (interrupted) processes of this run, so ``wall_time_s`` accumulates over resumes; stop: a
+    :class:`~rlcert.runs.deferred_interrupt` polled at the start of every rollout (after the previous step's
+    transition is stored and its gradient steps are done): a Ctrl-C checkpoints that step, then stops training
+    with ``KeyboardInterrupt``."""
 
     def __init__(self, eval_env, run_dir: Path, freq: int, episodes: int, metric: str, seed: int,
-                 checkpoint: bool = True) -> None:
+                 checkpoint: bool = True, rows: Rows | None = None, wall_offset: float = 0.0,
+                 stop: deferred_interrupt | None = None) -> None:
         super().__init__()
         if metric not in METRICS:
             raise ValueError(f"eval.metric must be one of {METRICS}, got {metric!r}")
@@ -50,47 +63,50 @@ class EvalCheckpointCallback(BaseCallback):
         self.eval_env, self.run_dir, self.freq, self.episodes = eval_env, Path(run_dir), freq, episodes
         self.metric, self.seed, self.checkpoint = metric, seed, checkpoint
         self.csv_path = self.run_dir / "eval.csv"
-        self._t0 = time.perf_counter()
+        self.rows = rows if rows is not None else Rows(self.csv_path, CSV_FIELDS)
+        self.stop = stop
+        self._t0 = time.perf_counter() - float(wall_offset)
         self._next = None
+
+    @property
+    def last_step(self) -> int:
+        """Largest evaluated ``timesteps`` in the CSV (-1 when there is none)."""
+        return max((int(s) for s in self.rows.column("timesteps")), default=-1)
+
+    def wall_time(self) -> float:
+        """Seconds of training so far, over every (resumed) process of the run."""
+        return time.perf_counter() - self._t0
 
     def _on_training_start(self) -> None:
         self._next = (self.num_timesteps // self.freq + 1) * self.freq
-        if self.num_timesteps == 0 and not self._has_row(0):
+        if self.num_timesteps == 0 and 0 not in {int(s) for s in self.rows.column("timesteps")}:
             self.evaluate_now()
-
-    def _has_row(self, step: int) -> bool:
-        if not self.csv_path.exists():
-            return False
-        with open(self.csv_path) as f:
-            return any(int(r["timesteps"]) == step for r in csv.DictReader(f))
 
     def evaluate_now(self) -> dict[str, float]:
         stats = evaluate(self.model, self.eval_env, self.episodes, self.seed)
         rate = {"ever": stats["success_ever"], "final": stats["success_final"], "return": float("nan")}[self.metric]
-        row = {"timesteps": self.num_timesteps, "success_rate": rate, "mean_return": stats["mean_return"],
-               "std_return": stats["std_return"], "episodes": self.episodes, "metric": self.metric,
-               "wall_time_s": round(time.perf_counter() - self._t0, 2)}
-        new = not self.csv_path.exists()
-        with open(self.csv_path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
-            f.flush()
-            os.fsync(f.fileno())
+        self.rows.append({"timesteps": self.num_timesteps, "success_rate": rate, "mean_return": stats["mean_return"],
+                          "std_return": stats["std_return"], "episodes": self.episodes, "metric": self.metric,
+                          "wall_time_s": round(self.wall_time(), 2)})
         self.logger.record("eval/success_rate", rate)
         self.logger.record("eval/mean_return", stats["mean_return"])
         return stats
 
     def save_checkpoint(self) -> None:
+        """Model, replay buffer and ``latest_state.json`` ({num_timesteps, wall_time_s}) under ``checkpoints/``,
+        each written to a temporary file and renamed: a crash never leaves a half-written "latest" file."""
         ckpt = self.run_dir / "checkpoints"
-        ckpt.mkdir(parents=True, exist_ok=True)
-        # Write to temporary names, then rename: a crash never leaves a half-written "latest" checkpoint.
-        self.model.save(ckpt / "tmp_model.zip")
         if hasattr(self.model, "save_replay_buffer") and self.model.replay_buffer is not None:
-            self.model.save_replay_buffer(ckpt / "tmp_replay_buffer.pkl")
-            os.replace(ckpt / "tmp_replay_buffer.pkl", ckpt / "latest_replay_buffer.pkl")
-        os.replace(ckpt / "tmp_model.zip", ckpt / "latest_model.zip")
+            with atomic_path(ckpt / "latest_replay_buffer.pkl") as tmp:
+                self.model.save_replay_buffer(tmp)
+        with atomic_path(ckpt / "latest_model.zip") as tmp:
+            self.model.save(tmp)
+        write_json_atomic(ckpt / "latest_state.json", {"num_timesteps": int(self.model.num_timesteps),
+                                                       "wall_time_s": round(self.wall_time(), 2)})
+
+    def _on_rollout_start(self) -> None:
+        if self.stop is not None and self.stop.requested:
+            self.stop.check(self.save_checkpoint if self.checkpoint else None)
 
     def _on_step(self) -> bool:
         if self.num_timesteps >= self._next:
@@ -99,6 +115,15 @@ class EvalCheckpointCallback(BaseCallback):
             if self.checkpoint:
                 self.save_checkpoint()
         return True
+
+
+def checkpoint_wall_time(run_dir: Path, num_timesteps: int) -> float | None:
+    """``wall_time_s`` recorded with the checkpoint of ``num_timesteps`` in ``run_dir`` (None if not recorded)."""
+    path = Path(run_dir) / "checkpoints" / "latest_state.json"
+    if not path.exists():
+        return None
+    state = read_json(path)
+    return float(state["wall_time_s"]) if int(state.get("num_timesteps", -1)) == int(num_timesteps) else None
 
 
 class TqdmCallback(BaseCallback):

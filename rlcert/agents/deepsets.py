@@ -77,9 +77,9 @@ class GoalSetEncoder(nn.Module):
         batch_idx, goal_idx = real.nonzero(as_tuple=True)
         rows = torch.cat([s[batch_idx], goals[batch_idx, goal_idx]], dim=-1)
         emb = self.net(rows)  # (M, E)
-        weights = gates[batch_idx, goal_idx].pow(2).unsqueeze(-1)
-        z = torch.zeros(s.shape[0], self.features_dim, dtype=emb.dtype, device=emb.device)
-        z = z.index_add(0, batch_idx, weights * emb)
+        weighted = gates[batch_idx, goal_idx].pow(2).unsqueeze(-1) * emb  # (a bf16 emb under autocast: float32)
+        z = torch.zeros(s.shape[0], self.features_dim, dtype=weighted.dtype, device=emb.device)
+        z = z.index_add(0, batch_idx, weighted)
         return z if self.divisor == 1.0 else z / self.divisor
 
 

@@ -27,6 +27,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from rlcert.sweep import ray_connect
+
 MAX_RETRIES = 3
 RAY_HINT = "--ray needs Ray: pip install 'rlcert[sweep]' (or pip install 'ray==2.60.0')"
 
@@ -54,9 +56,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     ray = import_ray()
     if ray.is_initialized():
         return False
-    from rlcert.sweep.ray_connect import init_ray as start  # the one start/join rule, shared with rlcert sweep
-
-    start(address, num_cpus, worker_env())
+    ray_connect.init_ray(address, num_cpus, worker_env())  # the one start/join rule, shared with rlcert sweep
     return True
 
 

@@ -12,13 +12,25 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from rlcert.envs import _validate
+from rlcert.envs import _validate, _xp
+
+# The rules below are the only copy: the gymnasium env and its torch twin (rlcert.envs.torch_vector) call them on
+# numpy arrays and torch tensors respectively (rlcert.envs._xp).
 
 
-def bit_flipping_reward(achieved_goal: np.ndarray, desired_goal: np.ndarray) -> np.ndarray:
-    """-1 + 1[ag == g] over the last axis: (..., n) -> (...)."""
-    equal = np.all(np.rint(achieved_goal) == np.rint(desired_goal), axis=-1)
-    return equal.astype(np.float64) - 1.0
+def bit_flipping_reward(achieved_goal: _xp.Array, desired_goal: _xp.Array) -> _xp.Array:
+    """-1 + 1[ag == g] over the last axis: (..., n) -> (...) float64."""
+    return _xp.f64(_xp.all_(_xp.rint(achieved_goal) == _xp.rint(desired_goal), axis=-1)) - 1.0
+
+
+def bit_flip(state: _xp.Array, index: _xp.Array) -> _xp.Array:
+    """Flip bit ``index`` of ``state``: (..., n) float 0/1 and integer (...) -> (..., n) (a new array)."""
+    return state + (1.0 - 2.0 * state) * _xp.one_hot(index, state.shape[-1], state)
+
+
+def bit_flipping_start(rng: _xp.Rng, n_bits: int) -> tuple[_xp.Array, _xp.Array]:
+    """(state, goal), each uniform in {0, 1}^n_bits (float32), state drawn first."""
+    return _xp.bits(rng, n_bits), _xp.bits(rng, n_bits)
 
 
 class BitFlippingEnv(gym.Env):
@@ -49,8 +61,7 @@ class BitFlippingEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        self._state = self.np_random.integers(0, 2, self.n_bits).astype(np.float32)
-        self._goal = self.np_random.integers(0, 2, self.n_bits).astype(np.float32)
+        self._state, self._goal = bit_flipping_start(self.np_random, self.n_bits)
         self._t = 0
         self._success = bool(np.all(self._state == self._goal))
         self._history = [self._state.copy()]
@@ -63,7 +74,7 @@ class BitFlippingEnv(gym.Env):
         i = int(a.reshape(-1)[0])
         if not 0 <= i < self.n_bits:
             raise ValueError(f"action must be a bit index in [0, {self.n_bits - 1}], got {i}")
-        self._state[i] = 1.0 - self._state[i]
+        self._state = bit_flip(self._state, i)
         self._t += 1
         self._history.append(self._state.copy())
         reward = float(bit_flipping_reward(self._state, self._goal))

@@ -14,16 +14,27 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from rlcert.envs import _validate
+from rlcert.envs import _validate, _xp
 from rlcert.envs.render import Canvas
 
+# The rules below are the only copy: the gymnasium env and its torch twin (rlcert.envs.torch_vector) call them on
+# numpy arrays and torch tensors respectively (rlcert.envs._xp).
 
-def continuous_seek_reward(achieved_goal: np.ndarray, desired_goal: np.ndarray, eps: float) -> np.ndarray:
-    """Sparse reward -1 + 1[||ag - g||_inf <= eps]; shapes (..., d) -> (...)."""
-    ag = np.asarray(achieved_goal, dtype=np.float64)
-    g = np.asarray(desired_goal, dtype=np.float64)
-    dist = np.max(np.abs(ag - g), axis=-1)
-    return (dist <= eps).astype(np.float64) - 1.0
+
+def continuous_seek_reward(achieved_goal: _xp.Array, desired_goal: _xp.Array, eps: float) -> _xp.Array:
+    """Sparse reward -1 + 1[||ag - g||_inf <= eps], evaluated in float64; shapes (..., d) -> (...) float64."""
+    dist = _xp.amax(abs(_xp.f64(achieved_goal) - _xp.f64(desired_goal)), axis=-1)
+    return _xp.f64(dist <= eps) - 1.0
+
+
+def continuous_seek_move(state: _xp.Array, action: _xp.Array, D: float) -> _xp.Array:
+    """s' = clip(s + clip(a, -1, 1), -D, D) in the dtype of the inputs; (..., d) -> (..., d)."""
+    return _xp.clip(state + _xp.clip(action, -1.0, 1.0), -D, D)
+
+
+def continuous_seek_goal(rng: _xp.Rng, d: int, D: float) -> _xp.Array:
+    """A goal ~ U[-D, D]^d, drawn in float64 and stored in float32 (so observations and rewards use one number)."""
+    return _xp.f32(_xp.uniform(rng, -D, D, d))
 
 
 class ContinuousSeekEnv(gym.Env):
@@ -61,7 +72,7 @@ class ContinuousSeekEnv(gym.Env):
         super().reset(seed=seed)
         self._state = np.zeros(self.d)
         # Sample in float32 so the goal stored in observations is exactly the goal rewards are computed with.
-        self._goal = self.np_random.uniform(-self.D, self.D, size=self.d).astype(np.float32).astype(np.float64)
+        self._goal = continuous_seek_goal(self.np_random, self.d, self.D).astype(np.float64)
         self._t = 0
         self._success = False
         self._path = [self._state.copy()]
@@ -69,8 +80,7 @@ class ContinuousSeekEnv(gym.Env):
 
     def step(self, action):
         a = _validate.action_array(action, (self.d,))
-        self._state = np.clip(self._state + np.clip(a, -1.0, 1.0), -self.D, self.D)
-        self._state = self._state.astype(np.float32).astype(np.float64)
+        self._state = continuous_seek_move(self._state, a, self.D).astype(np.float32).astype(np.float64)
         self._t += 1
         self._path.append(self._state.copy())
         reward = float(continuous_seek_reward(self._state, self._goal, self.eps))

@@ -10,19 +10,49 @@ consumed). Observation (6): position, rounded position, sin(theta), cos(theta).
 from __future__ import annotations
 
 import numpy as np
+import torch as th
 from gymnasium import spaces
 
-from rlcert.envs import _validate
+from rlcert.envs import _validate, _xp
 from rlcert.envs.goal_set import GoalSetEnv
 from rlcert.envs.render import Canvas, draw_goal_set_frame
 
 HALF = 10.5  # the torus is [-HALF, HALF)^2
 GRID = np.stack(np.meshgrid(np.arange(-10, 11), np.arange(-10, 11), indexing="ij"), -1).reshape(-1, 2)
 
+# The rules below are the only copy: the gymnasium env and its torch twin (rlcert.envs.torch_vector) call them on
+# numpy arrays and torch tensors respectively (rlcert.envs._xp).
 
-def wrap(p: np.ndarray) -> np.ndarray:
-    """Map positions onto the torus [-10.5, 10.5)."""
-    return np.mod(np.asarray(p) + HALF, 2 * HALF) - HALF
+
+def wrap(p: _xp.Array) -> _xp.Array:
+    """Map positions onto the torus [-10.5, 10.5) (floor modulo, numpy or torch)."""
+    p = p if _xp.is_torch(p) else np.asarray(p)
+    return (p + HALF) % (2 * HALF) - HALF
+
+
+def drive_seek_move(pos: _xp.Array, heading: _xp.Array, turn: _xp.Array, max_turn: float
+                    ) -> tuple[_xp.Array, _xp.Array]:
+    """theta' = theta + clip(turn, -max_turn, max_turn), p' = wrap(p + (cos theta', sin theta')); float64.
+    pos (..., 2), heading and turn (...) -> (pos', heading')."""
+    heading = heading + _xp.clip(turn, -max_turn, max_turn)
+    return wrap(pos + _xp.stack([_xp.cos(heading), _xp.sin(heading)], axis=-1)), heading
+
+
+def drive_seek_rounded(pos: _xp.Array) -> _xp.Array:
+    """The achieved goal: the rounded position, kept in {-10..10}^2."""
+    return _xp.clip(_xp.rint(pos), -10, 10)
+
+
+def drive_seek_observation(pos: _xp.Array, heading: _xp.Array) -> _xp.Array:
+    """(position, rounded position, sin theta, cos theta): (..., 6), float64."""
+    return _xp.concat([pos, drive_seek_rounded(pos), _xp.stack([_xp.sin(heading), _xp.cos(heading)], axis=-1)])
+
+
+def sample_drive_goals(rng: _xp.Rng, n_max: int) -> _xp.Array:
+    """n ~ U{1..n_max}, then n distinct points of the 441 integer points of [-10, 10]^2: int64 (n, 2)."""
+    n = _xp.integers(rng, 1, n_max + 1)
+    idx = _xp.sample_without_replacement(rng, len(GRID), n)
+    return (th.as_tensor(GRID, device=rng.device) if _xp.is_torch(rng) else GRID)[idx]
 
 
 class DriveSeekEnv(GoalSetEnv):
@@ -39,8 +69,7 @@ class DriveSeekEnv(GoalSetEnv):
         self._heading = 0.0
 
     def _sample_goals(self) -> np.ndarray:
-        n = int(self.np_random.integers(1, self.n_max + 1))
-        return GRID[self.np_random.choice(len(GRID), size=n, replace=False)]
+        return sample_drive_goals(self.np_random, self.n_max)
 
     def _start(self) -> None:
         self._pos = np.zeros(2)
@@ -48,18 +77,17 @@ class DriveSeekEnv(GoalSetEnv):
 
     def _move(self, action) -> None:
         a = _validate.action_array(action, (1,))
-        self._heading = float(self._heading + np.clip(a[0], -self.max_turn, self.max_turn))
-        step = np.array([np.cos(self._heading), np.sin(self._heading)])
-        self._pos = wrap(self._pos + step)
+        self._pos, heading = drive_seek_move(self._pos, np.float64(self._heading), a[0], self.max_turn)
+        self._heading = float(heading)
 
     def _position(self) -> np.ndarray:
         return self._pos
 
     def _rounded(self) -> np.ndarray:
-        return np.clip(np.rint(self._pos), -10, 10)
+        return drive_seek_rounded(self._pos)
 
     def _observation(self) -> np.ndarray:
-        return np.concatenate([self._pos, self._rounded(), [np.sin(self._heading), np.cos(self._heading)]])
+        return drive_seek_observation(self._pos, np.float64(self._heading))
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":

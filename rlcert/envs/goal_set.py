@@ -16,44 +16,51 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch as th
 from gymnasium import spaces
 
-from rlcert.envs import _validate
+from rlcert.envs import _validate, _xp
 
 
-def pack_goal_set(points: np.ndarray, n_max: int) -> np.ndarray:
+def pack_goal_set(points: _xp.Array, n_max: int) -> _xp.Array:
     """Pack k <= n_max integer goal points (k, 2) into the padded (n_max, 3) float32 array [b, x, y]."""
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    if _xp.is_torch(points):
+        points = points.reshape(-1, 2)
+        out = th.zeros(n_max, 3, dtype=th.float32, device=points.device)
+    else:
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        out = np.zeros((n_max, 3), dtype=np.float32)
     if len(points) > n_max:
         raise ValueError(f"number of goals must be <= n_max={n_max}, got {len(points)}")
-    out = np.zeros((n_max, 3), dtype=np.float32)
     out[: len(points), 0] = 1.0
-    out[: len(points), 1:] = points
+    out[: len(points), 1:] = _xp.f32(points)
     return out
 
 
-def split_goal_set(desired_goal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def split_goal_set(desired_goal: _xp.Array) -> tuple[_xp.Array, _xp.Array]:
     """(..., n_max, 3) -> gates (..., n_max) and goal points (..., n_max, 2)."""
-    dg = np.asarray(desired_goal)
+    dg = desired_goal if _xp.is_torch(desired_goal) else np.asarray(desired_goal)
     if dg.ndim < 2 or dg.shape[-1] != 3:
-        raise ValueError(f"desired_goal must have shape (..., n_max, 3), got {dg.shape}")
+        raise ValueError(f"desired_goal must have shape (..., n_max, 3), got {tuple(dg.shape)}")
     return dg[..., 0], dg[..., 1:]
 
 
-def item_rewards(achieved_goal: np.ndarray, desired_goal: np.ndarray) -> np.ndarray:
-    """Per-goal rewards R_item: achieved_goal (..., 2), desired_goal (..., n_max, 3) -> (..., n_max) float32."""
-    ag = np.asarray(achieved_goal, dtype=np.float64)
-    if ag.shape[-1:] != (2,):
-        raise ValueError(f"achieved_goal must have shape (..., 2), got {ag.shape}")
+def item_rewards(achieved_goal: _xp.Array, desired_goal: _xp.Array) -> _xp.Array:
+    """Per-goal rewards R_item: achieved_goal (..., 2), desired_goal (..., n_max, 3) -> (..., n_max) float32.
+
+    numpy arrays or torch tensors (the gymnasium envs and their torch twins share this rule)."""
+    ag = _xp.f64(achieved_goal)
+    if tuple(ag.shape[-1:]) != (2,):
+        raise ValueError(f"achieved_goal must have shape (..., 2), got {tuple(ag.shape)}")
     gates, pts = split_goal_set(desired_goal)
-    hit = np.all(np.abs(pts - ag[..., None, :]) < 0.5, axis=-1)
-    return (hit & (gates > 0)).astype(np.float32)
+    hit = _xp.all_(abs(pts - ag[..., None, :]) < 0.5, axis=-1)
+    return _xp.f32(hit & (gates > 0))
 
 
-def goal_set_reward(achieved_goal: np.ndarray, desired_goal: np.ndarray) -> np.ndarray:
-    """R = sum_i b_i^2 R_item: (..., 2), (..., n_max, 3) -> (...) float64."""
+def goal_set_reward(achieved_goal: _xp.Array, desired_goal: _xp.Array) -> _xp.Array:
+    """R = sum_i b_i^2 R_item: (..., 2), (..., n_max, 3) -> (...) float64 (numpy or torch)."""
     gates, _ = split_goal_set(desired_goal)
-    return np.sum(np.asarray(gates, np.float64) ** 2 * item_rewards(achieved_goal, desired_goal), axis=-1)
+    return _xp.sum_(_xp.f64(gates) ** 2 * item_rewards(achieved_goal, desired_goal), axis=-1)
 
 
 class GoalSetEnv(gym.Env, abc.ABC):

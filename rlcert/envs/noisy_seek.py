@@ -5,6 +5,9 @@ Goals: n_c ~ Geometric(0.15) clusters (support 1, 2, ...), n' ~ U{1..n_max}, cen
 weights ~ Dirichlet(1, ..., 1); each of the n' goals picks a cluster by those weights, adds N(0, 2^2 I) to its
 centre and is rounded to integers; duplicates are removed. Reward 1 when the rounded position is a goal.
 Observation (4): position and rounded position. ``greedy_action`` is the published reference policy.
+
+The rules below are the only copy: the gymnasium env and its torch twin (rlcert.envs.torch_vector) call them on
+numpy arrays and torch tensors respectively (rlcert.envs._xp).
 """
 
 from __future__ import annotations
@@ -12,36 +15,49 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
-from rlcert.envs import _validate
+from rlcert.envs import _validate, _xp
 from rlcert.envs.goal_set import GoalSetEnv
 from rlcert.envs.render import Canvas, draw_goal_set_frame
 
 
-def draw_cluster_layout(rng: np.random.Generator, n_max: int = 200, p_cluster: float = 0.15,
-                        centre_std: float = 10.0) -> tuple[int, int, np.ndarray, np.ndarray]:
+def draw_cluster_layout(rng: _xp.Rng, n_max: int = 200, p_cluster: float = 0.15,
+                        centre_std: float = 10.0) -> tuple[int, int, _xp.Array, _xp.Array]:
     """First stage of the goal sampler: n_c ~ Geometric(p_cluster), n' ~ U{1..n_max}, centres (n_c, 2) ~
     N(0, centre_std^2 I), weights ~ Dirichlet(1, ..., 1). Returns (n_c, n', centres, weights)."""
-    n_c = int(rng.geometric(p_cluster))
-    n_draw = int(rng.integers(1, n_max + 1))
-    centres = rng.normal(0.0, centre_std, size=(n_c, 2))
-    weights = rng.dirichlet(np.ones(n_c))
+    n_c = _xp.geometric(rng, p_cluster)
+    n_draw = _xp.integers(rng, 1, n_max + 1)
+    centres = _xp.normal(rng, centre_std, (n_c, 2))
+    weights = _xp.dirichlet_ones(rng, n_c)
     return n_c, n_draw, centres, weights
 
 
-def sample_clustered_goals(rng: np.random.Generator, n_max: int = 200, p_cluster: float = 0.15,
-                           centre_std: float = 10.0, spread_std: float = 2.0) -> np.ndarray:
-    """Integer goals (n, 2), 1 <= n <= n_max, distinct, in order of first appearance."""
+def sample_clustered_goals(rng: _xp.Rng, n_max: int = 200, p_cluster: float = 0.15,
+                           centre_std: float = 10.0, spread_std: float = 2.0) -> _xp.Array:
+    """Integer goals (n, 2), 1 <= n <= n_max, distinct, in order of first appearance (numpy or torch generator)."""
     n_c, n_draw, centres, weights = draw_cluster_layout(rng, n_max, p_cluster, centre_std)
-    assign = rng.choice(n_c, size=n_draw, p=weights)
-    pts = np.rint(centres[assign] + rng.normal(0.0, spread_std, size=(n_draw, 2))).astype(np.int64)
-    _, first = np.unique(pts, axis=0, return_index=True)
-    return pts[np.sort(first)]
+    assign = _xp.categorical(rng, weights, n_draw)
+    pts = _xp.i64(_xp.rint(centres[assign] + _xp.normal(rng, spread_std, (n_draw, 2))))
+    return _xp.unique_rows_in_order(pts)
 
 
-def clip_to_unit_ball(a: np.ndarray) -> np.ndarray:
-    """Scale a onto the l2 unit ball if it lies outside."""
-    n = np.linalg.norm(a)
-    return a / n if n > 1.0 else a
+def clip_to_unit_ball(a: _xp.Array) -> _xp.Array:
+    """Scale a (..., k) onto the l2 unit ball where it lies outside (a / max(||a||_2, 1))."""
+    return a / _xp.maximum(_xp.sqrt(_xp.sum_(a * a, axis=-1)), 1.0)[..., None]
+
+
+def noisy_seek_move(pos: _xp.Array, action: _xp.Array, noise: _xp.Array) -> _xp.Array:
+    """s' = s + clip_to_unit_ball(a) + noise (noise ~ N(0, noise_std^2 I) drawn by the caller); (..., 2)."""
+    return pos + clip_to_unit_ball(action) + noise
+
+
+def noisy_seek_noise(rng: _xp.Rng, noise_std: float) -> _xp.Array:
+    """One copy's motion noise (2,) float64 ~ N(0, noise_std^2 I)."""
+    return _xp.normal(rng, noise_std, (2,))
+
+
+def noisy_seek_observation(pos: _xp.Array) -> _xp.Array:
+    """(position, rounded position): (..., 4)."""
+    return _xp.concat([pos, _xp.rint(pos)])
 
 
 class NoisySeekEnv(GoalSetEnv):
@@ -63,14 +79,16 @@ class NoisySeekEnv(GoalSetEnv):
         self._pos = np.zeros(2)
 
     def _move(self, action) -> None:
-        a = clip_to_unit_ball(_validate.action_array(action, (2,)))
-        self._pos = self._pos + a + self.np_random.normal(0.0, self.noise_std, size=2)
+        self._pos = noisy_seek_move(self._pos, _validate.action_array(action, (2,)), self._noise())
+
+    def _noise(self) -> np.ndarray:
+        return noisy_seek_noise(self.np_random, self.noise_std)
 
     def _position(self) -> np.ndarray:
         return self._pos
 
     def _observation(self) -> np.ndarray:
-        return np.concatenate([self._pos, self._rounded()])
+        return noisy_seek_observation(self._pos)
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":

@@ -19,15 +19,22 @@ from typing import Any
 
 from stable_baselines3 import HerReplayBuffer
 
+from rlcert.envs.torch_vector import TorchBitFlipping, TorchContinuousSeek
+from rlcert.fleet.dqn import FleetDQN
 from rlcert.fleet.family import PRECISIONS, FleetAlgorithm, MemberSettings
+from rlcert.fleet.goal_set import FleetMultiReenGAGE, ScaledDriveSeek, ScaledNoisySeek
 from rlcert.fleet.sac import FleetSAC
 from rlcert.fleet.td3 import FleetTD3
-from rlcert.fleet.vector_envs import TorchContinuousSeek
+from rlcert.training import build_algo_kwargs, import_object, make_env, resolve_algo
 
-TORCH_ENVS: dict[str, type] = {"rlcert/ContinuousSeek-v0": TorchContinuousSeek}
+TORCH_ENVS: dict[str, type] = {"rlcert/ContinuousSeek-v0": TorchContinuousSeek,
+                               "rlcert/BitFlipping-v0": TorchBitFlipping,
+                               "rlcert/DriveSeek-v0": ScaledDriveSeek,  # SB3's action unscaling, then the twin
+                               "rlcert/NoisySeek-v0": ScaledNoisySeek}
 FAMILIES: dict[str, type[FleetAlgorithm]] = {
     "DDPG": FleetTD3, "TD3": FleetTD3, "ReenGAGEDDPG": FleetTD3, "ReenGAGETD3": FleetTD3,
-    "SAC": FleetSAC, "ReenGAGESAC": FleetSAC,
+    "SAC": FleetSAC, "ReenGAGESAC": FleetSAC, "DQN": FleetDQN, "ReenGAGEDQN": FleetDQN,
+    "MultiReenGAGEDDPG": FleetMultiReenGAGE, "MultiReenGAGETD3": FleetMultiReenGAGE,
 }
 # algo_kwargs the fleet understands (everything else is a reason to fall back); values are checked below
 KNOWN_ALGO_KWARGS = {"learning_rate", "buffer_size", "learning_starts", "batch_size", "tau", "gamma", "train_freq",
@@ -39,17 +46,26 @@ HER_DEFAULTS = {name: p.default for name, p in inspect.signature(HerReplayBuffer
                 if name in ("n_sampled_goal", "goal_selection_strategy")}
 
 
+def algo_name(config: dict) -> str:
+    """The config's algo as a class name ('rlcert.agents.multi_reengage:MultiReenGAGEDDPG' -> 'MultiReenGAGEDDPG')."""
+    return str(config["algo"]).rsplit(":", 1)[-1]
+
+
 def unsupported_reason(config: dict) -> str | None:
     """None if the fleet can train this (resolved) config, else a one-line reason."""
     kw = config.get("algo_kwargs") or {}
-    if config["algo"] not in FAMILIES:
+    family = FAMILIES.get(algo_name(config))
+    if family is None:
         return f"algo {config['algo']!r} (fleet: {sorted(FAMILIES)})"
-    if config["env"] not in TORCH_ENVS:
-        return f"env {config['env']!r} has no torch-vectorised version (fleet: {sorted(TORCH_ENVS)})"
+    if config["env"] not in family.env_ids or config["env"] not in TORCH_ENVS:
+        return f"env {config['env']!r} for {algo_name(config)} (fleet: {sorted(family.env_ids)})"
     if config.get("precision", "fp32") not in PRECISIONS:
         return f"precision {config.get('precision')!r} (fleet: {list(PRECISIONS)})"
     if config.get("observation_noise") is not None:
         return "observation_noise (certification noise wrapper)"
+    if not family.standard_config:  # the family checks its own policy, kwargs and buffer (the shared ones after)
+        reason = family.config_reason(config) or (None if config.get("n_envs", 1) == 1 else "n_envs other than 1")
+        return reason or _schedule_reason(kw)
     if config.get("policy", "MultiInputPolicy") != "MultiInputPolicy" or config.get("n_envs", 1) != 1:
         return "policy must be MultiInputPolicy and n_envs 1"
     extra = set(kw) - KNOWN_ALGO_KWARGS
@@ -71,14 +87,21 @@ def unsupported_reason(config: dict) -> str | None:
         return "ReenGAGE dense mode / goal weighting"
     if kw.get("goal_key", "desired_goal") != "desired_goal":
         return "goal_key other than desired_goal"
+    reason = _schedule_reason(kw)
+    if reason is not None:
+        return reason
+    ent = kw.get("ent_coef", "auto")
+    if not (isinstance(ent, (int, float)) or (isinstance(ent, str) and ent.startswith("auto"))):
+        return f"ent_coef {ent!r}"
+    return None
+
+
+def _schedule_reason(kw: dict) -> str | None:
     if not isinstance(kw.get("learning_rate", 1e-3), (int, float)):
         return "learning-rate schedules"
     tf = kw.get("train_freq", 1)
     if not (isinstance(tf, int) or (isinstance(tf, (list, tuple)) and len(tf) == 2 and tf[1] == "step")):
         return f"train_freq {tf!r} (fleet: steps only)"
-    ent = kw.get("ent_coef", "auto")
-    if not (isinstance(ent, (int, float)) or (isinstance(ent, str) and ent.startswith("auto"))):
-        return f"ent_coef {ent!r}"
     return None
 
 
@@ -98,15 +121,14 @@ class Schedule:
 def probe_agent(config: dict) -> tuple[Any, int]:
     """The config's agent, built once with its kwargs (replay buffer of size 1, no HER) to read resolved settings,
     and the buffer size ``rlcert train`` would give it."""
-    from rlcert.train import build_algo_kwargs, make_env, resolve_algo
-
+    policy = config.get("policy", "MultiInputPolicy")
     env = make_env(config["env"], config.get("env_kwargs") or {})
     kw = build_algo_kwargs(config, env.action_space)
     kw.pop("replay_buffer_class", None)
     kw.pop("replay_buffer_kwargs", None)
     buffer_size = int(kw["buffer_size"])
     kw.update(buffer_size=1, verbose=0, device="cpu")
-    return resolve_algo(config["algo"])("MultiInputPolicy", env, **kw), buffer_size
+    return resolve_algo(config["algo"])(import_object(policy) if ":" in policy else policy, env, **kw), buffer_size
 
 
 def read_config(config: dict, n_members: int, member_overrides: list[dict] | None = None
@@ -119,7 +141,7 @@ def read_config(config: dict, n_members: int, member_overrides: list[dict] | Non
     reason = unsupported_reason(config)
     if reason is not None:
         raise ValueError(f"the fleet does not support {reason}")
-    family = FAMILIES[config["algo"]]
+    family = FAMILIES[algo_name(config)]
     overrides = member_overrides or [{} for _ in range(n_members)]
     if len(overrides) != n_members:
         raise ValueError(f"member_overrides must have {n_members} entries, got {len(overrides)}")

@@ -28,18 +28,21 @@ def store_member(fleet: FleetAlgorithm, k: int, model: Any) -> None:
 
 
 def export_member(fleet: FleetAlgorithm, k: int, algo_cls: type, env: Any, path: str | Path,
-                  algo_kwargs: dict | None = None) -> Path:
+                  algo_kwargs: dict | None = None, policy: Any = "MultiInputPolicy") -> Path:
     """Save member k as ``algo_cls`` (e.g. ``rlcert.agents.ReenGAGEDDPG``) for ``env`` to ``path`` (.zip).
 
     ``algo_kwargs`` are constructor kwargs (hyper-parameters to record); the replay buffer is not exported
-    (buffer_size 1 unless given), so the file loads without ``env=``. Returns the written path.
+    (buffer_size 1 unless given), so the file loads without ``env=``. ``policy``: the config's policy (a class for
+    the goal-set agents' ``DeepSetsTD3Policy``, whose sizes come from ``algo_kwargs["policy_kwargs"]``; the
+    MultiInputPolicy's ``net_arch`` is the fleet's). Returns the written path.
     """
     kw = {"buffer_size": 1, "learning_starts": 0, **(algo_kwargs or {})}
     kw.pop("replay_buffer_class", None)
     kw.pop("replay_buffer_kwargs", None)
     kw.setdefault("policy_kwargs", {})
-    kw["policy_kwargs"] = {**kw["policy_kwargs"], "net_arch": list(fleet.cfg.net_arch)}
-    model = algo_cls("MultiInputPolicy", env, **kw)
+    if policy == "MultiInputPolicy":
+        kw["policy_kwargs"] = {**kw["policy_kwargs"], "net_arch": list(fleet.cfg.net_arch)}
+    model = algo_cls(policy, env, **kw)
     store_member(fleet, k, model)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -151,6 +151,16 @@ class FleetAlgorithm(abc.ABC):
         remaining ``1 - num_timesteps / total_timesteps``). ``total_timesteps`` is the current ``learn`` call's
         target (None outside ``learn``). Default: nothing."""
 
+    # --- plugging into the config check (rlcert.fleet.config.unsupported_reason) --------------------------------
+    env_ids: tuple[str, ...] = ("rlcert/ContinuousSeek-v0",)  # the gymnasium ids of the envs the family trains on
+    standard_config = True  # MultiInputPolicy with a list net_arch, HER or a plain buffer: the generic checks apply
+
+    @classmethod
+    def config_reason(cls, config: dict) -> str | None:
+        """A one-line reason the family cannot train ``config``, or None; called instead of the generic
+        MultiInputPolicy checks when ``standard_config`` is False."""
+        return None
+
     def extra_state(self) -> dict:
         """Family state besides networks and optimisers (override: e.g. SAC's entropy coefficient)."""
         return {}

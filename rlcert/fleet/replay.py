@@ -38,7 +38,8 @@ class EpisodeReplay:
     """Replay of fixed-length episodes for ``n_members`` members (see the module docstring)."""
 
     def __init__(self, n_members: int, capacity_steps: int, episode_length: int, obs_dim: int, goal_dim: int,
-                 action_dim: int, n_sampled_goal: int = 4, her: bool = True, device: str | th.device = "cpu") -> None:
+                 action_dim: int, n_sampled_goal: int = 4, her: bool = True, device: str | th.device = "cpu",
+                 achieved_dim: int | None = None) -> None:
         if capacity_steps < episode_length:
             raise ValueError(f"buffer_size must be >= the episode length {episode_length}, got {capacity_steps}")
         if n_sampled_goal < 0:
@@ -49,7 +50,8 @@ class EpisodeReplay:
         S, E, T = self.S, self.E, self.T
         self.device = th.device(device)
         self.obs = th.zeros(S, E, T + 1, obs_dim, device=device)
-        self.ag = th.zeros(S, E, T + 1, goal_dim, device=device)
+        ag_dim = goal_dim if achieved_dim is None else achieved_dim  # goal sets: the rounded position (2)
+        self.ag = th.zeros(S, E, T + 1, ag_dim, device=device)
         self.goal = th.zeros(S, E, goal_dim, device=device)
         self.actions = th.zeros(S, E, T, action_dim, device=device)
         self.rewards = th.zeros(S, E, T, device=device)
@@ -68,7 +70,7 @@ class EpisodeReplay:
         """Record the first observation (dict of (S, dim)) of a new episode in the current slot."""
         self.obs[:, self.slot, 0] = obs["observation"]
         self.ag[:, self.slot, 0] = obs["achieved_goal"]
-        self.goal[:, self.slot] = obs["desired_goal"]
+        self.goal[:, self.slot] = obs["desired_goal"].reshape(self.S, -1)  # goal sets (S, n_max, 3) stored flat
         self.t = 0
 
     def add(self, action: th.Tensor, reward: th.Tensor, next_obs: dict[str, th.Tensor], truncated: bool) -> None:

@@ -46,7 +46,7 @@ class Fleet:
         self.device = th.device(settings.device)  # networks and replay; the env steps on the CPU (cheap)
         self.replay = EpisodeReplay(len(seeds), schedule.buffer_size, self.env.max_steps, self.env.obs_dim,
                                     self.env.goal_dim, self.env.action_dim, schedule.n_sampled_goal, schedule.her,
-                                    self.device)
+                                    self.device, self.env.achieved_dim)
         self.num_timesteps = 0
         self.total_timesteps: int | None = None  # the current learn() call's target
         self.trained_through = 0  # the last env step whose training (if due) is done

@@ -14,6 +14,10 @@ import argparse
 import sys
 import time
 
+from rlcert import runs
+from rlcert.sweep.runner import run_sweep
+from rlcert.sweep.spec import load_sweep
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rlcert sweep", description=__doc__,
@@ -32,23 +36,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--num-cpus must be an integer >= 1, got {args.num_cpus}")
     if args.address is not None and (args.sequential or args.num_cpus is not None):
         parser.error("--address cannot be combined with --sequential or --num-cpus")
-    from rlcert.sweep.runner import run_sweep
-    from rlcert.sweep.spec import load_sweep
+    return runs.run_command("rlcert sweep", lambda: _run(args),
+                            "finished seeds are kept; rerun the same command to resume")
 
+
+def _run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
+    spec = load_sweep(args.config, args.log_dir)
     try:
-        spec = load_sweep(args.config, args.log_dir)
         results, failures = run_sweep(spec, address=args.address, num_cpus=args.num_cpus,
                                       sequential=args.sequential, progress=not args.no_progress)
-    except ValueError as e:
-        print(f"rlcert sweep: error: {e}", file=sys.stderr)
-        return 2
     except ImportError as e:
         print(str(e), file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: finished seeds are kept; rerun the same command to resume", file=sys.stderr)
-        return 130
     for line in failures:
         print(line, file=sys.stderr)
     print(f"done in {time.perf_counter() - t0:.1f} s: {results} (report: rlcert sweep-report {spec.sweep_dir})")

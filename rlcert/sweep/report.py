@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +27,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from rlcert import runs  # noqa: E402
 
 METRIC_LABELS = {"success_rate": "success rate", "mean_return": "mean return"}
 
@@ -236,13 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="output folder (default SWEEP_DIR/report)")
     parser.add_argument("--metric", default=None, choices=sorted(METRIC_LABELS), help="default: the sweep's metric")
     args = parser.parse_args(argv)
-    try:
-        path = write_report(args.sweep_dir, args.out, args.metric)
-    except ValueError as e:
-        print(f"rlcert sweep-report: error: {e}", file=sys.stderr)
-        return 2
-    print(f"wrote {path}")
-    return 0
+    def body() -> int:
+        print(f"wrote {write_report(args.sweep_dir, args.out, args.metric)}")
+        return 0
+
+    return runs.run_command("rlcert sweep-report", body)
 
 
 if __name__ == "__main__":

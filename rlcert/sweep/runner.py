@@ -5,6 +5,8 @@ one after another with :func:`rlcert.train.train`; either way one ordinary run f
 ``{sweep_dir}/trials/{setting_id}/seed{seed}/`` (``eval.csv``, checkpoints, ``model.zip``), so
 ``rlcert plot-curves {sweep_dir}/trials/{setting_id}`` works on it. A seed whose ``eval.csv`` already reaches
 ``total_timesteps`` and has ``model.zip`` is never rerun; any other seed resumes from its latest checkpoint.
+A run folder made with another config (other than the budget) is refused before anything is written
+(:func:`rlcert.train.check_run_config`); files are written through :mod:`rlcert.runs`.
 """
 
 from __future__ import annotations
@@ -17,15 +19,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
+from tqdm import tqdm
 
+from rlcert import runs
+from rlcert.agents.callbacks import CSV_FIELDS
+from rlcert.fleet.config import unsupported_reason
+from rlcert.fleet.run import train_fleet
 from rlcert.sweep.ray_connect import init_ray
 from rlcert.sweep.spec import SweepSpec, Trial, expand_trials, trial_overrides
+from rlcert.train import check_run_config, train
+from rlcert.training import load_config, run_dir_of
 
 RAY_HINT = ("rlcert sweep needs Ray Tune: pip install 'rlcert[sweep]' (or pip install 'ray[tune]==2.60.0'); "
             "--sequential runs the same trials one after another without Ray")
-# Config entries that may differ between a finished run and its rerun (resume raises the budget).
-_MAY_CHANGE = {"total_timesteps", "torch_threads", "notes"}
 
 
 def trial_payload(spec: SweepSpec, trial: Trial, threads: int = 1) -> dict[str, Any]:
@@ -37,9 +45,8 @@ def trial_payload(spec: SweepSpec, trial: Trial, threads: int = 1) -> dict[str, 
 
 
 def seed_config(payload: dict[str, Any], seed: int) -> dict:
-    """The resolved ``rlcert train`` config of one seed of a trial (validated by :func:`rlcert.train.load_config`)."""
-    from rlcert.train import load_config
-
+    """The resolved ``rlcert train`` config of one seed of a trial (validated by
+    :func:`rlcert.training.load_config`)."""
     config = load_config(payload["base_config"], payload["overrides"], seed=seed, log_dir=payload["trials_dir"])
     config["name"] = payload["setting_id"]
     config["torch_threads"] = payload["threads"]
@@ -48,34 +55,19 @@ def seed_config(payload: dict[str, Any], seed: int) -> dict:
 
 def last_step(run_dir: Path) -> int:
     """Largest ``timesteps`` in ``run_dir/eval.csv`` (-1 when there is none)."""
-    path = Path(run_dir) / "eval.csv"
-    if not path.exists():
-        return -1
-    with open(path) as f:
-        return max((int(r["timesteps"]) for r in csv.DictReader(f)), default=-1)
+    table = runs.Rows(Path(run_dir) / "eval.csv", CSV_FIELDS, readonly=True)  # a Ray worker may be writing it
+    return max((int(t) for t in table.column("timesteps")), default=-1)
 
 
 def seed_done(config: dict) -> bool:
     """True when the seed's run folder holds ``model.zip`` and an evaluation at ``total_timesteps`` or later."""
-    from rlcert.train import run_dir_of
-
     run_dir = run_dir_of(config)
     return (run_dir / "model.zip").exists() and last_step(run_dir) >= config["total_timesteps"]
 
 
 def check_same_config(config: dict) -> None:
     """Refuse to reuse a run folder made with a different config (other than the budget): one-line ValueError."""
-    from rlcert.train import run_dir_of
-
-    saved = run_dir_of(config) / "config.yaml"
-    if not saved.exists():
-        return
-    old = yaml.safe_load(saved.read_text()) or {}
-    new = json.loads(json.dumps(config, default=str))
-    diff = sorted(k for k in set(old) | set(new) if k not in _MAY_CHANGE and old.get(k) != new.get(k))
-    if diff:
-        raise ValueError(f"{saved.parent} was trained with a different config (keys {diff}); give the sweep a new "
-                         "name or delete that folder")
+    check_run_config(config)
 
 
 def run_trial(payload: dict[str, Any], progress: bool = False) -> dict[str, Any]:
@@ -84,12 +76,6 @@ def run_trial(payload: dict[str, Any], progress: bool = False) -> dict[str, Any]
     The unfinished seeds train together as one fleet when the fleet supports the config, else one after another,
     in this process with ``payload["threads"]`` torch threads.
     """
-    import torch
-
-    from rlcert.fleet.config import unsupported_reason
-    from rlcert.fleet.run import train_fleet
-    from rlcert.train import train
-
     torch.set_num_threads(int(payload["threads"]))
     pending, skipped = [], []
     for seed in payload["seeds"]:
@@ -115,14 +101,13 @@ def write_manifest(spec: SweepSpec, trials: list[Trial]) -> Path:
     manifest = {"name": spec.name, "kind": spec.kind, "swept_keys": spec.swept_keys, "method_keys": spec.method_keys,
                 "metric": spec.metric, "methods": {m: str(p) for m, p in spec.base_configs.items()},
                 "settings": settings, "trials": [t.trial_id for t in trials]}
-    spec.sweep_dir.mkdir(parents=True, exist_ok=True)
     path = spec.sweep_dir / "sweep.json"
-    path.write_text(json.dumps(manifest, indent=1, default=str) + "\n")
-    (spec.sweep_dir / "sweep.yaml").write_text(yaml.safe_dump(spec.source, sort_keys=False))
+    runs.write_json_atomic(path, manifest)
+    runs.write_text_atomic(spec.sweep_dir / "sweep.yaml", yaml.safe_dump(spec.source, sort_keys=False))
     return path
 
 
-RESULT_FIELDS = ["timesteps", "success_rate", "mean_return", "std_return", "episodes", "metric", "wall_time_s"]
+RESULT_FIELDS = CSV_FIELDS  # the eval.csv columns
 
 
 def collect_results(sweep_dir: Path) -> Path:
@@ -135,8 +120,7 @@ def collect_results(sweep_dir: Path) -> Path:
     keys = manifest["swept_keys"]
     fields = ["setting", "method", *keys, "seed", "step", *RESULT_FIELDS[1:]]
     out = sweep_dir / "results.csv"
-    tmp = out.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as f:
+    with runs.atomic_path(out) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         for sid, info in manifest["settings"].items():
@@ -150,7 +134,6 @@ def collect_results(sweep_dir: Path) -> Path:
                         row.update({k: info["params"].get(k, "") for k in keys})
                         row.update({k: r[k] for k in RESULT_FIELDS[1:]})
                         writer.writerow(row)
-    tmp.replace(out)
     return out
 
 
@@ -242,8 +225,6 @@ def run_sweep(spec: SweepSpec, address: str | None = None, num_cpus: int | None 
           f"{spec.sweep_dir}", flush=True)
     failures: list[str] = []
     if pending and sequential:
-        from tqdm import tqdm
-
         for p in tqdm(pending, unit="trial", desc="sweep", disable=not progress, dynamic_ncols=True):
             run_trial(p)
     elif pending:

@@ -10,7 +10,7 @@ import rlcert  # noqa: F401
 from rlcert import cli
 from rlcert.agents import ReenGAGEDDPG
 from rlcert.plots import load_curves
-from rlcert.train import load_config
+from rlcert.training import load_config
 
 CONFIG = {
     "algo": "ReenGAGEDDPG", "policy": "MultiInputPolicy", "env": "rlcert/ContinuousSeek-v0", "env_kwargs": {"d": 2},
@@ -132,3 +132,40 @@ def test_final_step_is_evaluated_when_not_a_multiple_of_the_period(config_file, 
     ckpt = ReenGAGEDDPG.load(log / "tiny" / "seed0" / "checkpoints" / "latest_model.zip",
                              env=gym.make("rlcert/ContinuousSeek-v0", d=2))
     assert ckpt.num_timesteps == 130
+
+
+def test_ctrl_c_checkpoints_the_current_step_and_resume_continues_from_it(config_file, tmp_path, capsys,
+                                                                          monkeypatch):
+    """Ctrl-C (SIGINT) at step 130, between the evaluations at 0 and 200: the checkpoint holds step 130 (not 0),
+    the command ends with one line and exit 130, and --resume continues from 130; wall_time_s accumulates."""
+    import json
+    import os
+    import signal
+
+    from rlcert.agents.callbacks import EvalCheckpointCallback
+    from rlcert.train import train
+
+    real = EvalCheckpointCallback._on_step
+
+    def ctrl_c_at_130(self):
+        if self.num_timesteps == 130:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(self)
+
+    monkeypatch.setattr(EvalCheckpointCallback, "_on_step", ctrl_c_at_130)
+    log = tmp_path / "log"
+    args = ["train", "--config", str(config_file), "--log-dir", str(log), "--no-progress"]
+    assert cli.main(args) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["rlcert train: interrupted; the current step is checkpointed; continue with the same command plus "
+                   "--resume"]
+    run = log / "tiny" / "seed0"
+    state = json.loads((run / "checkpoints" / "latest_state.json").read_text())
+    assert state["num_timesteps"] == 130 and rows(run / "eval.csv") == [0]
+    monkeypatch.setattr(EvalCheckpointCallback, "_on_step", real)
+    model, _ = train(load_config(config_file, log_dir=str(log)), resume=True, progress=False)
+    assert "from step 130" in capsys.readouterr().out and model.num_timesteps == 400
+    assert rows(run / "eval.csv") == [0, 200, 400]
+    with open(run / "eval.csv") as f:
+        walls = [float(r["wall_time_s"]) for r in csv.DictReader(f)]
+    assert walls[1] >= state["wall_time_s"]  # the resumed process goes on from the checkpoint's wall time

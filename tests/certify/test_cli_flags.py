@@ -132,7 +132,7 @@ def test_ctrl_c_ends_with_one_line_and_keeps_rows(tmp_path):
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
     lines = stderr.strip().splitlines()
     assert len(lines) == 1
-    m = re.fullmatch(r"interrupted: (\d+) rows kept; rerun to resume", lines[0])
+    m = re.fullmatch(r"rlcert certify: interrupted; (\d+) rows kept; rerun to resume", lines[0])
     assert m and int(m.group(1)) == len(_rows(out)) < 400
     # rerun resumes after the kept rows
     kept = int(m.group(1))

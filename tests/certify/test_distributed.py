@@ -65,7 +65,9 @@ def test_ray_rows_equal_one_process_and_resume_after_interrupt(local_ray, weight
             return super().update(n)
 
     out = tmp_path / "cut.tsv"
-    monkeypatch.setattr(tqdm.auto, "tqdm", Interrupting)
+    import rlcert.certify.cli.certify as certify_cli
+
+    monkeypatch.setattr(certify_cli, "tqdm", Interrupting)
     assert _certify(weights, out, "--max", "30", "--ray", "--workers", "2") == 130
     monkeypatch.undo()
     kept = _rows(out, drop_time=False)[1:]

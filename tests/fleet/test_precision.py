@@ -9,7 +9,7 @@ import torch as th
 
 from rlcert.fleet.config import read_config
 from rlcert.fleet.trainer import Fleet
-from rlcert.train import load_config
+from rlcert.training import load_config
 
 
 def make_fleet(config: dict, seeds: list[int]) -> Fleet:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -14,9 +16,10 @@ from rlcert.agents import ReenGAGEDDPG, ReenGAGESAC
 from rlcert.envs.continuous_seek import ContinuousSeekEnv
 from rlcert.fleet.config import read_config, unsupported_reason
 from rlcert.fleet.export import export_member
-from rlcert.fleet.run import parse_seeds, train_fleet
+from rlcert.fleet.run import checkpoint_path, parse_seeds, train_fleet
 from rlcert.fleet.trainer import Fleet
-from rlcert.train import load_config, main
+from rlcert.train_cli import main
+from rlcert.training import load_config
 
 
 def rows(path):
@@ -51,11 +54,12 @@ def test_cli_seeds_never_overwrites_without_resume(tiny, tmp_path, capsys):
     assert csv0.read_bytes() == before
 
 
-def test_cli_rejects_bad_seeds(tiny, tmp_path):
+def test_cli_rejects_bad_seeds(tiny, tmp_path, capsys):
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(yaml.safe_dump(tiny(tmp_path)))
-    with pytest.raises(SystemExit):
-        main(["--config", str(cfg), "--seeds", "3-x"])
+    assert main(["--config", str(cfg), "--seeds", "3-x"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "rlcert train: error: --seeds must look like '0-19' or '0,3,5-7', got '3-x'"]
     with pytest.raises(SystemExit):
         main(["--config", str(cfg), "--seeds", "0-2", "--seed", "1"])
     assert parse_seeds("0,3,5-7") == [0, 3, 5, 6, 7]
@@ -85,11 +89,8 @@ def test_interrupt_then_resume_equals_uninterrupted(tiny, tmp_path, monkeypatch,
         real_step(self)
 
     monkeypatch.setattr(Fleet, "step", interrupting_step)
-    with pytest.raises(SystemExit) as stop:
+    with pytest.raises(KeyboardInterrupt):
         train_fleet(cfg, [0, 1], progress=False)
-    assert stop.value.code == 130
-    out = capsys.readouterr().out.strip().splitlines()
-    assert out[-1].startswith("interrupted at step 30")
     monkeypatch.setattr(Fleet, "step", real_step)
     resumed = train_fleet(cfg, [0, 1], resume=True, progress=False)
     for a, b in zip(straight, resumed, strict=True):
@@ -97,6 +98,34 @@ def test_interrupt_then_resume_equals_uninterrupted(tiny, tmp_path, monkeypatch,
         pa = ReenGAGEDDPG.load(a / "model.zip").policy.state_dict()
         pb = ReenGAGEDDPG.load(b / "model.zip").policy.state_dict()
         assert all(th.equal(pa[k], pb[k]) for k in pa)
+
+
+def test_ctrl_c_checkpoints_the_current_step_and_resume_equals_uninterrupted(tiny, tmp_path, monkeypatch):
+    """A Ctrl-C (SIGINT) at step 25 (between evaluations at 20 and 30) checkpoints step 25; the resume continues
+    from 25 (not 20) and ends with the uninterrupted run's rows and weights; wall_time_s accumulates."""
+    straight = train_fleet(tiny(tmp_path / "a", total=40), [0, 1], progress=False)
+    cfg = tiny(tmp_path / "b", total=40)
+    real_step = Fleet.step
+
+    def ctrl_c_at_25(self):
+        real_step(self)
+        if self.num_timesteps == 25:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(Fleet, "step", ctrl_c_at_25)
+    with pytest.raises(KeyboardInterrupt):
+        train_fleet(cfg, [0, 1], progress=False)
+    ckpt = checkpoint_path(cfg, [0, 1])
+    assert th.load(ckpt, weights_only=False)["num_timesteps"] == 25
+    monkeypatch.setattr(Fleet, "step", real_step)
+    resumed = train_fleet(cfg, [0, 1], resume=True, progress=False)
+    for a, b in zip(straight, resumed, strict=True):
+        assert rows(a / "eval.csv") == rows(b / "eval.csv")
+        pa = ReenGAGEDDPG.load(a / "model.zip").policy.state_dict()
+        pb = ReenGAGEDDPG.load(b / "model.zip").policy.state_dict()
+        assert all(th.equal(pa[k], pb[k]) for k in pa)
+    walls = [float(r["wall_time_s"]) for r in csv.DictReader(open(resumed[0] / "eval.csv"))]
+    assert walls == sorted(walls)
 
 
 @pytest.mark.parametrize("algo,cls", [("ReenGAGEDDPG", ReenGAGEDDPG), ("DDPG", DDPG), ("ReenGAGESAC", ReenGAGESAC),

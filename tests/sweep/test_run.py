@@ -95,7 +95,9 @@ def test_changed_config_and_bad_values_are_refused_before_writing(tmp_path, caps
     manifest = (sweep_dir / "sweep.json").read_text()
     capsys.readouterr()
     assert sweep_main(["--config", str(path), "--sequential", "--no-progress"]) == 2
-    assert "different config" in capsys.readouterr().err and (sweep_dir / "sweep.json").read_text() == manifest
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "other settings (keys ['eval']" in err[0]
+    assert (sweep_dir / "sweep.json").read_text() == manifest
 
 
 def test_without_ray_the_command_says_how_to_install_it(tmp_path, capsys, monkeypatch):
@@ -151,7 +153,8 @@ def kill_mid_sweep(tmp_path, extra_args, sig=signal.SIGKILL, stall_s=300):
     with open(err_path, "w") as err_file:  # a file, not a pipe: a full pipe would block the child
         proc = subprocess.Popen([sys.executable, "-m", "rlcert.cli", "sweep", "--config", str(path), "--no-progress",
                                  *extra_args], env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                                stderr=err_file, text=True)
+                                stderr=err_file, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     def child_stderr() -> str:
         return f"\n--- the sweep's stderr (last 4000 characters) ---\n{err_path.read_text()[-4000:]}"
@@ -211,6 +214,25 @@ def test_kill_and_resume_sequential(tmp_path):
 
 
 @pytest.mark.slow
+def test_ctrl_c_sequential_checkpoints_one_line_and_resumes(tmp_path, capsys):
+    """Ctrl-C mid-sweep: the running seed checkpoints its current step, one line, exit 130; a rerun finishes it and
+    a rerun with another config is refused."""
+    path, sweep_dir, rows_at_kill, finished, (rc, err) = kill_mid_sweep(tmp_path, ["--sequential"], signal.SIGINT)
+    assert rc == 130 and "Traceback" not in err
+    assert [line for line in err.strip().splitlines() if line.strip()] == [
+        "rlcert sweep: interrupted; finished seeds are kept; rerun the same command to resume"]
+    for f, before in rows_at_kill.items():
+        # one seed's own checkpoint, or (a trial the fleet supports trains its seeds together) the fleet's
+        own = f / "checkpoints" / "latest_state.json"
+        state_files = [own] if own.exists() else list(f.parent.glob("fleet_seeds*.json"))
+        assert len(state_files) == 1, f"no checkpoint state for {f}"
+        state = yaml.safe_load(state_files[0].read_text())
+        assert state["num_timesteps"] >= int(before[-1]["timesteps"])  # the current step, not the last evaluation
+    assert sweep_main(["--config", str(path), "--sequential", "--no-progress"]) == 0
+    check_resumed(sweep_dir, rows_at_kill, finished)
+
+
+@pytest.mark.slow
 def test_ray_tiny_sweep_kill_and_resume(tmp_path, capsys):
     """2 settings x 2 seeds on a local 2-CPU Ray instance, killed (-9, driver and local Ray processes) mid-sweep,
     rerun to completion on Ray."""
@@ -236,7 +258,7 @@ def test_interrupted_ray_run_ends_with_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray.tune", type(sys)("ray.tune"))
     assert sweep_main(["--config", str(path), "--no-progress"]) == 130
     err = capsys.readouterr().err.strip()
-    assert err.splitlines() == ["interrupted: finished seeds are kept; rerun the same command to resume"]
+    assert err.splitlines() == ["rlcert sweep: interrupted; finished seeds are kept; rerun the same command to resume"]
 
 
 @pytest.mark.parametrize("auth", [True, False])

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from rlcert.sweep.spec import expand_settings, expand_trials, load_sweep, setting_id, trial_overrides
-from rlcert.train import load_config
+from rlcert.training import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN = {"algo": "DDPG", "env": "rlcert/ContinuousSeek-v0", "env_kwargs": {"d": 2}, "total_timesteps": 100}

@@ -27,7 +27,6 @@ certifies the smoothed classifier of the bf16-autocast model, which must then al
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -35,9 +34,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 import rlcert.certify  # noqa: F401  (registers every method)
-from rlcert.certify.cli.tsv import HEADER, format_row, read_done
+from rlcert import runs
+from rlcert.certify.cli.tsv import COLUMNS, format_row
 from rlcert.certify.core.certifier import Certifier
 from rlcert.certify.core.checks import check_count
 from rlcert.certify.core.classifier import BaseClassifier, error_line, expected_input
@@ -234,13 +235,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     meta["method_args"] = {a: str(v) for a, v in sorted(vars(args).items())  # unset (None) flags are left out,
                            if v is not None and a not in vars(build_parser().parse_args(["--out", "o"]))}
     meta_path = args.out.with_name(args.out.name + ".json")
-    done: set[int] = set()
-    if args.out.exists():
-        done = read_done(args.out)
-        if meta_path.exists():
-            diff = settings_diff({**RESUME_DEFAULTS, **json.loads(meta_path.read_text())}, meta)
-            if diff:
-                raise ValueError(f"--out {args.out} was written with other settings {diff}; use another --out")
+    table = runs.Rows(args.out, COLUMNS, delimiter="\t", fsync=False)  # flushed per group: survives a killed process
+    # compared (one line naming the differing keys) before anything is written; stored before the first row
+    runs.compare_settings(meta_path, meta, what=f"--out {args.out}", diff=resume_diff, have_results=len(table) > 0)
+    done = {int(i) for i in table.column("idx")}
     todo = [i for i in indices if i not in done]
     group = args.inputs_per_call or inputs_per_call(certifier, args.batch)
     if todo:  # range / grid / shape, before writing anything
@@ -250,22 +248,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             why = str(e).removeprefix(f"{type(certifier).__name__}: ")
             raise ValueError(f"--data {args.data} does not suit --method {args.method}: {why}") from None
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta_path.write_text(json.dumps(meta, indent=1) + "\n")
-    fresh = not args.out.exists() or args.out.stat().st_size == 0
-    from tqdm.auto import tqdm
-
+    runs.ensure_settings(meta_path, meta, what=f"--out {args.out}", diff=resume_diff, update=True)
+    table.create()
     t_start = time.perf_counter()
     groups = [todo[g: g + group] for g in range(0, len(todo), group)]
-    with open(args.out, "a") as f, tqdm(total=len(todo), disable=args.no_progress, unit="input",
-                                        desc=f"certify {args.method}") as bar:
-        if fresh:
-            print(HEADER, file=f, flush=True)
+    with tqdm(total=len(todo), disable=args.no_progress, unit="input", desc=f"certify {args.method}") as bar:
         if getattr(args, "ray", False) and groups:
-            certify_groups_ray(args, groups, f, bar)
+            certify_groups_ray(args, groups, table, bar)
         for idx in ([] if getattr(args, "ray", False) else groups):
-            f.write("".join(certify_rows(certifier, classifier, x_all, y_all, idx, device)))
-            f.flush()
+            table.append_lines(certify_rows(certifier, classifier, x_all, y_all, idx, device))
             bar.update(len(idx))
     summary = {"certified": len(todo), "skipped_done": len(indices) - len(todo), "out": str(args.out),
                "seconds": time.perf_counter() - t_start}
@@ -289,24 +280,24 @@ class CertifyWorker:
         return certify_rows(self.certifier, self.classifier, self.x_all, self.y_all, idx, self.device)
 
 
-def certify_groups_ray(args: argparse.Namespace, groups: list[list[int]], f: Any, bar: Any) -> int:
+def certify_groups_ray(args: argparse.Namespace, groups: list[list[int]], table: runs.Rows, bar: Any) -> int:
     """``--ray``: certify ``groups`` of input indices on Ray workers (``rlcert.certify.distributed``), writing
-    rows to ``f`` in group order and advancing the progress ``bar``. Returns the groups redone after a worker died."""
-    from rlcert.certify.distributed import run_sharded
+    rows to ``table`` in group order and advancing the progress ``bar``. Returns the groups redone after a worker
+    died."""
+    from rlcert.certify.distributed import run_sharded  # --ray only (Ray is an optional extra)
 
     if args.model is not None and not Path(args.model).is_file() and args.weights is None:
         raise ValueError("--ray needs the same model in every worker: give --weights for a module:factory --model "
                          "(untrained factories are initialised randomly in each process)")
 
     def write(rows: list[str]) -> None:
-        f.write("".join(rows))
-        f.flush()
+        table.append_lines(rows)
         bar.update(len(rows))
 
     return run_sharded(CertifyWorker, args, [(g,) for g in groups], write, args.workers, args.address)
 
 
-def settings_diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+def settings_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Settings that differ between two ``<out>.json`` records, compared flat (top-level keys and ``method_args``
     merged; unset values dropped), so a record written before a flag moved between the two (e.g. ``--sigma``
     before layout v2) or before a new optional flag existed still resumes when nothing it recorded changed."""
@@ -316,13 +307,18 @@ def settings_diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[A
         return out
 
     a, b = flat(old), flat(new)
-    return {k: (a[k], b[k]) for k in a.keys() & b.keys() if a[k] != b[k]}
+    return sorted(k for k in a.keys() & b.keys() if a[k] != b[k])
+
+
+def resume_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """:func:`settings_diff` of a stored record (flags it predates read as :data:`RESUME_DEFAULTS`) and ``new``."""
+    return settings_diff({**RESUME_DEFAULTS, **old}, new)
 
 
 def rows_kept(out: Path) -> int:
-    """Complete rows in a certification TSV (0 if it does not exist)."""
+    """Complete rows in a certification TSV (0 if it does not exist or is not one)."""
     try:
-        return len(read_done(out))
+        return len(runs.Rows(out, COLUMNS, delimiter="\t", readonly=True))
     except (OSError, ValueError):
         return 0
 
@@ -341,16 +337,13 @@ def main(argv: list[str] | None = None) -> int:
     if refused:
         print(f"rlcert certify: error: {refused}", file=sys.stderr)
         return 2
-    try:
-        args = build_parser(known.method).parse_args(argv)
-        summary = run(args)
-    except ValueError as e:
-        print(f"rlcert certify: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        kept = rows_kept(known.out) if known.out is not None else 0
-        print(f"interrupted: {kept} rows kept; rerun to resume", file=sys.stderr, flush=True)
-        return 130
+    args = build_parser(known.method).parse_args(argv)
+    return runs.run_command("rlcert certify", lambda: _main(args),
+                            lambda: f"{rows_kept(args.out)} rows kept; rerun to resume")
+
+
+def _main(args: argparse.Namespace) -> int:
+    summary = run(args)
     print(f"certified {summary['certified']} inputs ({summary['skipped_done']} already done) "
           f"in {summary['seconds']:.1f} s -> {summary['out']}")
     return 0

@@ -39,20 +39,6 @@ def format_radius(radius: float, decimals: int = RADIUS_DECIMALS) -> str:
     return f"{k / 10**decimals:.{decimals}f}"
 
 
-def read_done(path: Path) -> set[int]:
-    """Indices already in an existing TSV (for resume). Drops a trailing partial line left by a killed run."""
-    text = path.read_text()
-    if not text:
-        return set()
-    if not text.endswith("\n"):  # killed mid-write: cut the partial row so the rerun rewrites it
-        text = text[: text.rfind("\n") + 1]
-        path.write_text(text)
-    lines = text.splitlines()
-    if not lines or lines[0] != HEADER:
-        raise ValueError(f"--out {path} exists but is not a certification TSV with header {HEADER!r}")
-    return {int(line.split("\t", 1)[0]) for line in lines[1:] if line.strip()}
-
-
 def load_tsv(path: str | Path) -> dict[str, np.ndarray]:
     """Columns of a certification TSV as arrays (also reads Cohen's 6-column files; time may be h:mm:ss)."""
     lines = Path(path).read_text().splitlines()

@@ -30,7 +30,7 @@ from rlcert.certify.policy.steps import (
     certify_continuous,
     certify_discrete,
 )
-from rlcert.certify.policy.wrappers import ObservationNoiseWrapper
+from rlcert.envs.observation_noise import ObservationNoiseWrapper
 
 __all__ = [
     "ActionBounds", "Ball", "Cone", "Episode", "MaskedCertifier", "MaskedNoise", "ObservationLayout",

@@ -16,10 +16,12 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from gymnasium import spaces
 
 from rlcert.certify.core.precision import autocast, check_precision
 from rlcert.certify.policy.noise import ObservationLayout
+from rlcert.training import resolve_algo
 
 Act = Callable[[dict[str, torch.Tensor]], torch.Tensor]
 
@@ -121,8 +123,6 @@ class PolicyFunction:
 
 def algo_of(path: str | Path) -> str | None:
     """The ``algo`` recorded in the ``config.yaml`` next to (or one folder above) a saved model, if any."""
-    import yaml
-
     p = Path(path)
     for folder in (p.parent, p.parent.parent):
         cfg = folder / "config.yaml"
@@ -136,8 +136,6 @@ def load_model(path: str | Path, algo: str | None = None, device: str = "auto", 
     """Load an SB3 / rlcert model zip; ``algo`` as in ``PolicyFunction.load``. Only the policy is needed, so a
     model saved with a HER replay buffer loads without ``env`` (its replay buffer class is not restored). Errors
     name ``who`` / ``algo_who`` (the parameters; the CLI passes its flags)."""
-    from rlcert.train import resolve_algo
-
     p = Path(path)
     if not p.exists() or not zipfile.is_zipfile(p):
         raise ValueError(f"{who} must be a saved SB3/rlcert model .zip, got {str(path)!r}")

@@ -33,8 +33,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+import yaml
+from tqdm.auto import tqdm
 
-EPISODE_HEADER = "kind\tidx\treturn\tlength\tsuccess"
+from rlcert import runs
+from rlcert.certify.core.checks import check_count, check_positive
+from rlcert.certify.core.stats import check_alpha
+from rlcert.certify.io import check_output_file
+from rlcert.certify.policy import episodes
+from rlcert.certify.policy.adaptor import PolicyFunction, load_model
+from rlcert.certify.policy.noise import NOISE_METHODS, MaskedNoise, make_certifier
+from rlcert.certify.policy.plot import plot_action_bounds, plot_certified_return, plot_radii
+from rlcert.certify.policy.returns import certify_return_cp, certify_return_dkw, integer_levels, total_budget
+from rlcert.certify.policy.steps import Ball, certified_set_radius, certify_continuous, certify_discrete
+from rlcert.envs import BitFlippingEnv, ContinuousSeekEnv
+from rlcert.training import make_env
+
+EPISODE_FIELDS = ("kind", "idx", "return", "length", "success")
+EPISODE_HEADER = "\t".join(EPISODE_FIELDS)
 RESUME_KEYS = ("model", "algo", "env", "env_kwargs", "perturb", "method", "sigma", "seed", "precision")
 RESUME_DEFAULTS = {"precision": "fp32"}  # what a record written before the flag means
 
@@ -92,8 +109,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def known_return_range(env: Any) -> tuple[float, float] | None:
     """(r_min, r_max) for rlcert's ContinuousSeek and Bit-Flipping (reward -1 or 0 per step, max_steps steps)."""
-    from rlcert.envs import BitFlippingEnv, ContinuousSeekEnv
-
     u = env.unwrapped
     if isinstance(u, (ContinuousSeekEnv, BitFlippingEnv)):
         return -float(u.max_steps), 0.0
@@ -102,15 +117,6 @@ def known_return_range(env: Any) -> tuple[float, float] | None:
 
 def _resolve(args: argparse.Namespace) -> dict[str, Any]:
     """Validate everything and load the model; raises ValueError (one line) before anything is written."""
-    import torch
-    import yaml
-
-    from rlcert.certify.core.checks import check_count, check_positive
-    from rlcert.certify.core.stats import check_alpha
-    from rlcert.certify.policy.adaptor import PolicyFunction, load_model
-    from rlcert.certify.policy.noise import NOISE_METHODS, make_certifier
-    from rlcert.train import make_env
-
     check_positive(args.sigma, "--sigma")
     if args.method not in NOISE_METHODS:
         raise ValueError(f"--method must be one of {NOISE_METHODS}, got {args.method!r}")
@@ -179,34 +185,13 @@ def _resolve(args: argparse.Namespace) -> dict[str, Any]:
                 r_max=r_max, radii=radii, horizon=horizon, certifier=certifier, env=env)
 
 
-def _read_episodes(path: Path) -> dict[tuple[str, int], tuple[float, int, float]]:
-    text = path.read_text()
-    if not text:
-        return {}
-    if not text.endswith("\n"):  # killed mid-write: drop the partial row
-        text = text[: text.rfind("\n") + 1]
-        path.write_text(text)
-    lines = text.splitlines()
-    if not lines or lines[0] != EPISODE_HEADER:
-        raise ValueError(f"--out {path} exists but is not an episode TSV with header {EPISODE_HEADER!r}")
-    out = {}
-    for line in lines[1:]:
-        kind, idx, ret, length, succ = line.split("\t")
-        out[(kind, int(idx))] = (float(ret), int(length), float(succ))
-    return out
-
-
 def rollout_rows(args: argparse.Namespace, r: dict[str, Any], kind: str,
                  idx: list[int]) -> list[tuple[str, int, float, int, float]]:
     """Episodes ``idx`` of ``kind`` (smoothed/clean) as rows (kind, idx, return, length, success), seeded from
     (``--seed``, idx) exactly as in ``run`` (one Ray task of ``--ray``)."""
-    from rlcert.certify.policy.episodes import rollout
-    from rlcert.certify.policy.noise import MaskedNoise
-    from rlcert.train import make_env
-
     noise = MaskedNoise(r["certifier"], r["policy"].layout) if kind == "smoothed" else None
-    eps = rollout(r["policy"], lambda: make_env(r["env_id"], r["env_kwargs"]), idx, seed=args.seed, noise=noise,
-                  num_envs=args.num_envs)
+    eps = episodes.rollout(r["policy"], lambda: make_env(r["env_id"], r["env_kwargs"]), idx, seed=args.seed,
+                           noise=noise, num_envs=args.num_envs)
     return [(kind, ep.idx, ep.ret, ep.length, ep.success) for ep in eps]
 
 
@@ -214,8 +199,6 @@ class EpisodeWorker:
     """A Ray actor of ``--ray``: the policy and environments of the run, built once per worker."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        import torch
-
         torch.set_num_threads(1)
         self.args = args
         self.r = _resolve(args)
@@ -225,32 +208,23 @@ class EpisodeWorker:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Run the certification described by ``args``; returns the JSON summary (also written to <out>.json)."""
-    import torch
-    from tqdm.auto import tqdm
+    """Run the certification described by ``args``; returns the JSON summary (also written to <out>.json).
 
-    from rlcert.certify.policy.episodes import rollout, visited_observations
-    from rlcert.certify.policy.noise import MaskedNoise
-    from rlcert.certify.policy.returns import certify_return_cp, certify_return_dkw, integer_levels, total_budget
-    from rlcert.certify.policy.steps import Ball, certified_set_radius, certify_continuous, certify_discrete
-    from rlcert.train import make_env
-
+    The settings (:data:`RESUME_KEYS`) are written to ``<out>.json`` before the first episode and compared on
+    resume (:mod:`rlcert.runs`); the episode rows are append-only, a partial last row is dropped."""
     r = _resolve(args)
     policy, certifier = r["policy"], r["certifier"]
     meta = {"model": str(args.model), "algo": str(r["algo"]), "env": r["env_id"], "env_kwargs": r["env_kwargs"],
             "perturb": list(args.perturb), "method": args.method, "sigma": args.sigma, "seed": args.seed,
             "precision": getattr(args, "precision", "fp32")}
     meta_path = args.out.with_name(args.out.name + ".json")
-    done: dict = {}
-    if args.out.exists():
-        done = _read_episodes(args.out)
-        if meta_path.exists():
-            old = {**RESUME_DEFAULTS, **json.loads(meta_path.read_text()).get("settings", {})}
-            diff = {k: (old.get(k), meta[k]) for k in RESUME_KEYS if old.get(k) != meta[k]}
-            if diff:
-                raise ValueError(f"--out {args.out} was written with other settings {diff}; use another --out")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fresh = not args.out.exists() or args.out.stat().st_size == 0
+    check_output_file(args.out, "--out", also=(meta_path,))
+    table = runs.Rows(args.out, EPISODE_FIELDS, delimiter="\t", fsync=False)  # flushed per episode
+    runs.ensure_settings(meta_path, meta, key="settings", what=f"--out {args.out}", have_results=len(table) > 0,
+                         diff=lambda old, new: runs.settings_diff(
+                             {k: {**RESUME_DEFAULTS, **old}.get(k) for k in RESUME_KEYS},
+                             {k: new.get(k) for k in RESUME_KEYS}))
+    done = {(r["kind"], int(r["idx"])): (float(r["return"]), int(r["length"]), float(r["success"])) for r in table}
     t0 = time.perf_counter()
 
     def make() -> Any:
@@ -259,33 +233,30 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     noise = MaskedNoise(certifier, policy.layout)
     kinds = (("smoothed", noise), ("clean", None))
     todos = {kind: [i for i in range(args.episodes) if (kind, i) not in done] for kind, _ in kinds}
-    with open(args.out, "a") as f:
-        if fresh:
-            print(EPISODE_HEADER, file=f, flush=True)
 
-        def write(row: tuple[str, int, float, int, float], bar: Any) -> None:
-            k, idx, ret, length, success = row
-            print(f"{k}\t{idx}\t{ret:.10g}\t{length}\t{success:g}", file=f, flush=True)
-            done[(k, idx)] = (ret, length, success)
-            bar.update(1)
+    def write(row: tuple[str, int, float, int, float], bar: Any) -> None:
+        k, idx, ret, length, success = row
+        table.append([k, idx, f"{ret:.10g}", length, f"{success:g}"])
+        done[(k, idx)] = (ret, length, success)
+        bar.update(1)
 
-        if getattr(args, "ray", False):
-            from rlcert.certify.distributed import run_sharded
+    if getattr(args, "ray", False):
+        from rlcert.certify.distributed import run_sharded  # --ray only (Ray is an optional extra)
 
-            size = max(1, args.num_envs)  # one task: the episodes one process steps together
-            tasks = [(kind, todo[i: i + size]) for kind, todo in todos.items() for i in range(0, len(todo), size)]
-            with tqdm(total=sum(map(len, todos.values())), disable=args.no_progress, unit="episode",
-                      desc="episodes (ray)") as bar:
-                if tasks:
-                    run_sharded(EpisodeWorker, args, tasks, lambda rows: [write(row, bar) for row in rows],
-                                args.workers, args.address)
-        else:
-            for kind, nz in kinds:
-                with tqdm(total=len(todos[kind]), disable=args.no_progress, unit="episode",
-                          desc=f"{kind} episodes") as bar:
-                    rollout(policy, make, todos[kind], seed=args.seed, noise=nz, num_envs=args.num_envs,
-                            on_episode=lambda ep, kind=kind, bar=bar: write((kind, ep.idx, ep.ret, ep.length,
-                                                                             ep.success), bar))
+        size = max(1, args.num_envs)  # one task: the episodes one process steps together
+        tasks = [(kind, todo[i: i + size]) for kind, todo in todos.items() for i in range(0, len(todo), size)]
+        with tqdm(total=sum(map(len, todos.values())), disable=args.no_progress, unit="episode",
+                  desc="episodes (ray)") as bar:
+            if tasks:
+                run_sharded(EpisodeWorker, args, tasks, lambda rows: [write(row, bar) for row in rows],
+                            args.workers, args.address)
+    else:
+        for kind, nz in kinds:
+            with tqdm(total=len(todos[kind]), disable=args.no_progress, unit="episode",
+                      desc=f"{kind} episodes") as bar:
+                episodes.rollout(policy, make, todos[kind], seed=args.seed, noise=nz, num_envs=args.num_envs,
+                                 on_episode=lambda ep, kind=kind, bar=bar: write((kind, ep.idx, ep.ret, ep.length,
+                                                                                  ep.success), bar))
 
     summary: dict[str, Any] = {"settings": meta}
     if args.episodes > 0:
@@ -309,7 +280,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     # ---- per-step certificates at observations the clean policy visits -----------------------------------
     if args.steps > 0:
-        x = visited_observations(policy, make, args.steps, args.seed, r["horizon"])
+        x = episodes.visited_observations(policy, make, args.steps, args.seed, r["horizon"])
         steps: dict[str, Any] = {"observations": args.steps, "n": args.n, "alpha": args.step_alpha}
         if policy.discrete:
             certs = certify_discrete(policy, certifier, x, seeds=list(range(args.steps)))
@@ -331,7 +302,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "upper": hi.tolist(), "ball_radius": certified_set_radius(b, Ball(b.clean, args.ball))})
         summary["steps"] = steps
     summary["seconds"] = time.perf_counter() - t0
-    meta_path.write_text(json.dumps(summary, indent=1) + "\n")
+    runs.write_json_atomic(meta_path, summary)
     if args.plot_dir is not None:
         summary["plots"] = [str(p) for p in write_plots(summary, args.plot_dir, policy.discrete)]
     return summary
@@ -352,8 +323,6 @@ def _least_saturated(per_observation: list[dict], low: list[float], high: list[f
 
 def write_plots(summary: dict[str, Any], folder: Path, discrete: bool) -> list[Path]:
     """The PNGs of a summary: action bounds (or radii) vs radius, certified return vs eps."""
-    from rlcert.certify.policy.plot import plot_action_bounds, plot_certified_return, plot_radii
-
     folder.mkdir(parents=True, exist_ok=True)
     s = summary["settings"]
     tag = f"{s['env'].split('/')[-1]}, {s['algo']}, {s['method']} sigma={s['sigma']} on {'+'.join(s['perturb'])}"
@@ -385,22 +354,18 @@ def write_plots(summary: dict[str, Any], folder: Path, discrete: bool) -> list[P
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        summary = run(args)
-    except ValueError as e:
-        print(f"rlcert certify-policy: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"rlcert certify-policy: interrupted; finished episodes are kept in {args.out} (rerun to resume)",
-              file=sys.stderr)
-        return 130
+    return runs.run_command("rlcert certify-policy", lambda: _main(args),
+                            f"finished episodes are kept in {args.out} (rerun to resume)")
+
+
+def _main(args: argparse.Namespace) -> int:
+    summary = run(args)
     rt = summary.get("return")
     if rt:
         cert = ", ".join(f"eps={e:g}: {v:.3f}" for e, v in zip(rt["eps"], rt["dkw"]))
         print(f"clean return {rt['clean_mean']:.3f}, smoothed {rt['smoothed_mean']:.3f}; certified (DKW) {cert}")
     print(f"-> {args.out}.json" + (f", plots in {args.plot_dir}" if args.plot_dir else ""))
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

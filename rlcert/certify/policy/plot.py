@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
 
 def plot_action_bounds(radii: np.ndarray, lower: np.ndarray, upper: np.ndarray, clean: np.ndarray,
                        mean: np.ndarray, path: str | Path, title: str) -> Path:
     """radii (R,), lower/upper (R, m), clean/mean (m,): one colour per action coordinate."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for j in range(lower.shape[1]):
         c = f"C{j}"
@@ -35,11 +34,6 @@ def plot_action_bounds(radii: np.ndarray, lower: np.ndarray, upper: np.ndarray, 
 
 def plot_radii(radii: np.ndarray, path: str | Path, title: str, norm: str) -> Path:
     """Discrete actions: fraction of observations whose smoothed action is certified at each radius."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     r = np.sort(np.asarray(radii, dtype=float))
     grid = np.linspace(0, max(float(r.max()), 1e-6) * 1.1, 200)
     frac = [(r >= g).mean() if g > 0 else (r > 0).mean() for g in grid]
@@ -59,11 +53,6 @@ def plot_radii(radii: np.ndarray, path: str | Path, title: str, norm: str) -> Pa
 def plot_certified_return(eps: np.ndarray, curves: dict[str, np.ndarray], clean: float | None, smoothed: float,
                           path: str | Path, title: str) -> Path:
     """curves: label -> certified lower bound at each total budget eps; horizontal lines for the empirical means."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for i, (label, v) in enumerate(curves.items()):
         ax.plot(eps, v, marker="o", ms=3, color=f"C{i}", label=label)
@@ -83,11 +72,6 @@ def plot_certified_return(eps: np.ndarray, curves: dict[str, np.ndarray], clean:
 def plot_return_comparison(panels: dict[str, dict[str, dict]], path: str | Path, title: str) -> Path:
     """One panel per environment; in each, certified return (DKW) vs eps for each agent (e.g. plain vs
     smoothed-trained) with its clean empirical mean as a dashed line. panels[env][agent] = summary["return"]."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     fig, axes = plt.subplots(1, len(panels), figsize=(6.0 * len(panels), 4.2), squeeze=False)
     for ax, (env, agents) in zip(axes[0], panels.items()):
         for i, (agent, rt) in enumerate(agents.items()):

@@ -86,7 +86,8 @@ def test_constant_policy_certified_return_equals_its_true_return_at_eps_zero():
 
 
 def test_smoothed_training_config_wraps_the_training_env(tmp_path):
-    from rlcert.train import load_config, make_train_env, train
+    from rlcert.train import train
+    from rlcert.training import load_config, make_train_env
 
     cfg = {"name": "tiny", "algo": "DDPG", "env": "rlcert/ContinuousSeek-v0", "env_kwargs": {"d": 2},
            "total_timesteps": 120, "observation_noise": {"sigma": 0.1, "perturb": ["desired_goal"]},
@@ -190,3 +191,38 @@ def test_cli_bad_input_is_one_line_naming_the_parameter(tmp_path, capsys, bad, w
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and word in err[0]
     assert not out.exists()
+
+
+def test_cli_interrupted_then_other_sigma_is_refused(tmp_path, monkeypatch, capsys):
+    """Issue 20: interrupt a run at --sigma 0.2, rerun with --sigma 0.9: refused (one line naming sigma), the
+    sigma-0.2 episodes are never mixed into a sigma-0.9 certificate."""
+    import rlcert.certify.policy.episodes as episodes
+    from rlcert.certify.policy.cli import main
+
+    real = episodes.rollout
+
+    def interrupted(*a, on_episode=None, **kw):
+        seen = []
+
+        def record(ep):
+            on_episode(ep)
+            seen.append(ep)
+            if len(seen) == 3:
+                raise KeyboardInterrupt
+        return real(*a, on_episode=record, **kw)
+
+    model = _saved_model(tmp_path, "seek")
+    out = tmp_path / "seek.tsv"
+    args = ["--model", str(model), "--sigma", "0.2", "--episodes", "8", "--steps", "0", "--num-envs", "2",
+            "--out", str(out), "--no-progress"]
+    monkeypatch.setattr(episodes, "rollout", interrupted)
+    assert main(args) == 130
+    assert len(_rows(out)) == 3
+    monkeypatch.setattr(episodes, "rollout", real)
+    capsys.readouterr()
+    assert main([a if a != "0.2" else "0.9" for a in args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "sigma" in err[0]
+    assert len(_rows(out)) == 3  # nothing appended
+    assert main(args) == 0  # the same settings resume
+    assert len(_rows(out)) == 16
