@@ -15,6 +15,7 @@ import argparse
 import shlex
 import sys
 
+from rlcert import runs
 from rlcert.fleet.run import parse_seeds
 from rlcert.reproduce.experiments import EXPERIMENTS, Experiment, estimate_time, format_hours, load_costs
 from rlcert.reproduce.run import PRECISIONS, plan, run_experiment
@@ -60,27 +61,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         print("\n\n".join(describe(e) for e in EXPERIMENTS.values()))
         return 0
-    try:
-        if args.experiment is None:
-            raise ValueError(f"name an EXPERIMENT (one of {', '.join(EXPERIMENTS)}) or pass --list")
-        if args.experiment not in EXPERIMENTS:
-            raise ValueError(f"unknown EXPERIMENT {args.experiment!r}; choose one of {', '.join(EXPERIMENTS)}")
-        exp = EXPERIMENTS[args.experiment]
-        seeds = parse_seeds(args.seeds) if args.seeds is not None else list(range(exp.seeds))
-        steps = exp.steps if args.steps is None else args.steps
-        p = plan(exp, seeds, steps, args.precision, args.log_dir, args.results_dir, args.resume,
-                 command="rlcert reproduce " + shlex.join(a for a in argv if a != "--no-progress"))
-        page = run_experiment(p, resume=args.resume, progress=not args.no_progress)
-    except ValueError as e:
-        print(f"rlcert reproduce: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: finished runs and the latest checkpoints are kept; continue with --resume",
-              file=sys.stderr)
-        return 130
+    return runs.run_command("rlcert reproduce", lambda: _run(args, argv),
+                            "finished runs and the latest checkpoints are kept; continue with --resume")
+
+
+def _run(args: argparse.Namespace, argv: list[str]) -> int:
+    if args.experiment is None:
+        raise ValueError(f"name an EXPERIMENT (one of {', '.join(EXPERIMENTS)}) or pass --list")
+    if args.experiment not in EXPERIMENTS:
+        raise ValueError(f"unknown EXPERIMENT {args.experiment!r}; choose one of {', '.join(EXPERIMENTS)}")
+    exp = EXPERIMENTS[args.experiment]
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else list(range(exp.seeds))
+    steps = exp.steps if args.steps is None else args.steps
+    p = plan(exp, seeds, steps, args.precision, args.log_dir, args.results_dir, args.resume,
+             command="rlcert reproduce " + shlex.join(a for a in argv if a != "--no-progress"))
+    page = run_experiment(p, resume=args.resume, progress=not args.no_progress)
     print(f"done: {page}")
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

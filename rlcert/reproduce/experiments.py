@@ -62,6 +62,21 @@ class Experiment:
         return next(m for m in self.methods if m.key == key)
 
 
+@dataclass
+class Plan:
+    """One invocation of an experiment, resolved and checked before anything is written (see run.plan)."""
+
+    exp: Experiment
+    seeds: list[int]
+    steps: int
+    precision: str
+    exp_dir: Path
+    results_dir: Path
+    configs: dict[str, dict]
+    fleet: dict[str, str | None]  # method -> None (fleet) or the reason it trains seed by seed
+    command: str
+
+
 def _alphas(d: int, ddpg_cost: str, reengage_cost: str) -> tuple[Method, ...]:
     base = Method("ddpg_her", "DDPG+HER", f"continuous_seek_d{d}_ddpg_her.yaml", ddpg_cost)
     return (base, *(Method(f"reengage_a{a}", f"ReenGAGE alpha={a}", f"continuous_seek_d{d}_reengage.yaml",

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -14,12 +13,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from rlcert import runs  # noqa: E402
 from rlcert.plots import read_eval_csv  # noqa: E402
-from rlcert.reproduce.experiments import Experiment, estimate_time, format_hours, load_costs  # noqa: E402
+from rlcert.reproduce.experiments import Experiment, Plan, estimate_time, format_hours, load_costs  # noqa: E402
 from rlcert.reproduce.verdict import RULE, ClaimResult, judge, overall  # noqa: E402
-
-if TYPE_CHECKING:
-    from rlcert.reproduce.run import Plan
 
 N_TABLE_STEPS = 6
 
@@ -172,7 +169,5 @@ def write_page(p: Plan, cpu_s: dict[str, float]) -> Path:
                      f"{format_hours(need.cpu_s)} CPU, GPU {format_hours(need.gpu_s)}"
                      + (" (rates of rlcert/reproduce/costs.yaml: estimates)" if need.estimate else "") + ".")
     path = p.results_dir / f"{exp.name}.md"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(path)
+    runs.write_text_atomic(path, "\n".join(lines) + "\n")
     return path

@@ -2,12 +2,14 @@
 
 Layout: ``{log_dir}/{experiment}/{method}/seed{s}/`` (what ``rlcert train --seeds`` writes: ``eval.csv``,
 ``config.yaml``, ``model.zip``, the fleet checkpoint one level up), ``{log_dir}/{experiment}/reproduce.json``
-(precision, CPU seconds spent per method) and, once every run is done, the page ``{results_dir}/{experiment}.md``
-with its figure ``{experiment}.png`` (``results_dir`` defaults to ``{log_dir}/{experiment}``).
+(settings: experiment and precision, compared on resume; CPU seconds spent per method) and, once every run is
+done, the page ``{results_dir}/{experiment}.md`` with its figure ``{experiment}.png`` (``results_dir`` defaults
+to ``{log_dir}/{experiment}``).
 
 Resuming: a seed is done when its ``eval.csv`` reached the requested steps and (trained methods) its
 ``model.zip`` exists; done seeds are never retrained. The others continue from their latest checkpoint (the fleet
-checkpoints after every evaluation, so a killed run loses at most the steps since its last evaluation). Each method
+checkpoints after every evaluation and on Ctrl-C, so a killed run loses at most the steps since its last
+evaluation). Each method
 trains through the fleet (:func:`rlcert.fleet.run.train_fleet`) when the fleet supports its config, else seed by
 seed through :func:`rlcert.train.train` -- the command decides, not the fleet. Keep ``--seeds`` between
 invocations of an unfinished method: the fleet checkpoint belongs to that set of seeds.
@@ -16,38 +18,29 @@ invocations of an unfinished method: the fleet checkpoint belongs to that set of
 from __future__ import annotations
 
 import csv
-import json
-import os
+import io
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from rlcert import runs
 from rlcert.agents.callbacks import CSV_FIELDS
 from rlcert.envs.reference import REFERENCE_POLICIES
 from rlcert.fleet.config import unsupported_reason
 from rlcert.fleet.run import train_fleet
-from rlcert.reproduce.experiments import CONFIGS, Experiment, Method
+from rlcert.reproduce.experiments import CONFIGS, Experiment, Method, Plan
 from rlcert.reproduce.page import last_step, write_page
-from rlcert.train import load_config, make_env, train
+from rlcert.train import train
+from rlcert.training import load_config, make_env
 
 PRECISIONS = ("fp32", "bf16")
+STATE = "reproduce.json"  # {"settings": {experiment, precision}, "cpu_s": {method: CPU seconds spent}}
 
 
-@dataclass
-class Plan:
-    """Everything checked before anything is written."""
-
-    exp: Experiment
-    seeds: list[int]
-    steps: int
-    precision: str
-    exp_dir: Path
-    results_dir: Path
-    configs: dict[str, dict]
-    fleet: dict[str, str | None]  # method -> None (fleet) or the reason it trains seed by seed
-    command: str
+def settings_of(exp: Experiment, precision: str) -> dict:
+    """What an experiment folder's runs must share (seeds and steps may grow between invocations)."""
+    return {"experiment": exp.name, "precision": precision}
 
 
 def method_config(exp: Experiment, m: Method, seeds: list[int], steps: int, precision: str, exp_dir: Path) -> dict:
@@ -81,16 +74,12 @@ def plan(exp: Experiment, seeds: list[int], steps: int, precision: str, log_dir:
         if config["env"].startswith("Hand"):
             make_env(config["env"], config.get("env_kwargs") or {}).close()  # gymnasium-robotics present?
         configs[m.key] = config
-    state = exp_dir / "reproduce.json"
-    if state.exists():
-        old = json.loads(state.read_text())
-        if old.get("precision") != precision:
-            raise ValueError(f"--precision {precision}: {exp_dir} holds {old.get('precision')} runs; use "
-                             f"--precision {old.get('precision')} or another --log-dir")
-    taken = exp_dir.exists() and any(p.name != "reproduce.json" for p in exp_dir.iterdir())
+    taken = exp_dir.exists() and any(p.name != STATE for p in exp_dir.iterdir())
     if taken and not resume:
         raise ValueError(f"{exp_dir} already holds runs; pass --resume to continue them (finished runs are kept), "
                          "or choose another --log-dir (nothing was overwritten)")
+    runs.compare_settings(exp_dir / STATE, settings_of(exp, precision), key="settings", what=str(exp_dir),
+                          have_results=taken)
     return Plan(exp, seeds, steps, precision, exp_dir, Path(results_dir) if results_dir else exp_dir, configs,
                 fleet, command)
 
@@ -98,18 +87,6 @@ def plan(exp: Experiment, seeds: list[int], steps: int, precision: str, log_dir:
 def seed_done(run_dir: Path, steps: int, reference: bool = False) -> bool:
     """Reached ``steps`` (and, if trained, exported its model)."""
     return last_step(run_dir) >= steps and (reference or (run_dir / "model.zip").exists())
-
-
-def _read_state(exp_dir: Path) -> dict:
-    path = exp_dir / "reproduce.json"
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _write_state(exp_dir: Path, state: dict) -> None:
-    exp_dir.mkdir(parents=True, exist_ok=True)
-    tmp = exp_dir / "reproduce.json.tmp"
-    tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
-    os.replace(tmp, exp_dir / "reproduce.json")
 
 
 def evaluate_reference(config: dict, seed: int, steps: int, run_dir: Path) -> None:
@@ -132,16 +109,14 @@ def evaluate_reference(config: dict, seed: int, steps: int, run_dir: Path) -> No
         final += bool(info.get("is_success", False))
     env.close()
     rate = {"ever": ever / episodes, "final": final / episodes}.get(metric, float("nan"))
+    text = io.StringIO()
+    w = csv.DictWriter(text, fieldnames=CSV_FIELDS)
+    w.writeheader()
+    for t in (0, steps):
+        w.writerow({"timesteps": t, "success_rate": rate, "mean_return": float(np.mean(returns)),
+                    "std_return": float(np.std(returns)), "episodes": episodes, "metric": metric, "wall_time_s": 0.0})
     run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / "eval.csv.tmp"
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-        w.writeheader()
-        for t in (0, steps):
-            w.writerow({"timesteps": t, "success_rate": rate, "mean_return": float(np.mean(returns)),
-                        "std_return": float(np.std(returns)), "episodes": episodes, "metric": metric,
-                        "wall_time_s": 0.0})
-    os.replace(tmp, run_dir / "eval.csv")
+    runs.write_text_atomic(run_dir / "eval.csv", text.getvalue())
 
 
 def train_method(p: Plan, m: Method, resume: bool, progress: bool) -> str:
@@ -168,16 +143,18 @@ def train_method(p: Plan, m: Method, resume: bool, progress: bool) -> str:
 
 def run_experiment(p: Plan, resume: bool = False, progress: bool = True) -> Path:
     """Train every method (resuming), then write the results page; returns the page's path."""
-    state = {"experiment": p.exp.name, "precision": p.precision, "cpu_s": {}, **_read_state(p.exp_dir)}
-    _write_state(p.exp_dir, state)
+    path = p.exp_dir / STATE
+    p.exp_dir.mkdir(parents=True, exist_ok=True)
+    runs.ensure_settings(path, settings_of(p.exp, p.precision), key="settings", what=str(p.exp_dir))
     for m in p.exp.methods:
         t0 = time.process_time()
         try:
             print(train_method(p, m, resume, progress), flush=True)
         finally:
-            state["cpu_s"][m.key] = state["cpu_s"].get(m.key, 0.0) + time.process_time() - t0
-            _write_state(p.exp_dir, state)
-    return write_page(p, state["cpu_s"])
+            state = runs.read_json(path)
+            state.setdefault("cpu_s", {})[m.key] = state.get("cpu_s", {}).get(m.key, 0.0) + time.process_time() - t0
+            runs.write_json_atomic(path, state)
+    return write_page(p, runs.read_json(path).get("cpu_s", {}))
 
 
 __all__ = ["PRECISIONS", "Plan", "plan", "run_experiment", "seed_done"]
