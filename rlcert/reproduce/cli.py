@@ -1,5 +1,5 @@
 """``rlcert reproduce EXPERIMENT [--seeds RANGE] [--steps N] [--precision fp32|bf16] [--log-dir DIR]
-[--results-dir DIR] [--resume]``, ``rlcert reproduce --list``.
+[--results-dir DIR] [--resume] [--threads N]``, ``rlcert reproduce --list``.
 
 Trains every method of a thesis experiment (settings: the configs in configs/, Tables G.1-G.4) through the fleet,
 one process; continues where the last invocation stopped with ``--resume`` (finished seeds are kept, unfinished
@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "EXPERIMENT; e.g. docs/results/reproduce to publish)")
     parser.add_argument("--resume", action="store_true", help="continue the runs under LOG_DIR/EXPERIMENT "
                         "(finished ones are kept); without it an existing experiment folder is refused")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads of the process (default: the "
+                        "config's, else 1; may change between invocations)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
@@ -74,7 +76,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     seeds = parse_seeds(args.seeds) if args.seeds is not None else list(range(exp.seeds))
     steps = exp.steps if args.steps is None else args.steps
     p = plan(exp, seeds, steps, args.precision, args.log_dir, args.results_dir, args.resume,
-             command="rlcert reproduce " + shlex.join(a for a in argv if a != "--no-progress"))
+             command="rlcert reproduce " + shlex.join(a for a in argv if a != "--no-progress"), threads=args.threads)
     page = run_experiment(p, resume=args.resume, progress=not args.no_progress)
     print(f"done: {page}")
     return 0

@@ -43,25 +43,29 @@ def settings_of(exp: Experiment, precision: str) -> dict:
     return {"experiment": exp.name, "precision": precision}
 
 
-def method_config(exp: Experiment, m: Method, seeds: list[int], steps: int, precision: str, exp_dir: Path) -> dict:
-    """The method's resolved config: its file of configs/ + its ``set`` + name, steps, precision, log folder."""
+def method_config(exp: Experiment, m: Method, seeds: list[int], steps: int, precision: str, exp_dir: Path,
+                  threads: int | None = None) -> dict:
+    """The method's resolved config: its file of configs/ + its ``set`` + name, steps, precision, log folder and
+    torch threads (``threads``, else the config's, else 1)."""
     overrides = [*m.set, f"name={m.key}", f"total_timesteps={steps}", f"precision={precision}"]
     config = load_config(CONFIGS / m.config, overrides, seeds[0], str(exp_dir))
-    config["torch_threads"] = config.get("torch_threads") or 1
+    config["torch_threads"] = threads or config.get("torch_threads") or 1
     return config
 
 
 def plan(exp: Experiment, seeds: list[int], steps: int, precision: str, log_dir: str | Path,
-         results_dir: str | Path | None, resume: bool, command: str = "") -> Plan:
+         results_dir: str | Path | None, resume: bool, command: str = "", threads: int | None = None) -> Plan:
     """Validate everything (one-line ``ValueError``s) and resolve each method's config; writes nothing."""
     if steps < 1:
         raise ValueError(f"--steps must be an integer >= 1, got {steps}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads must be an integer >= 1, got {threads}")
     if precision not in PRECISIONS:
         raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     exp_dir = Path(log_dir) / exp.name
     configs, fleet = {}, {}
     for m in exp.methods:
-        config = method_config(exp, m, seeds, steps, precision, exp_dir)
+        config = method_config(exp, m, seeds, steps, precision, exp_dir, threads)
         if m.reference:
             if config["env"] not in REFERENCE_POLICIES:
                 raise ValueError(f"method {m.key}: no reference policy for env {config['env']!r}")

@@ -76,6 +76,7 @@ def test_every_method_config_loads():
     (["smoke", "--seeds", "1,1"], ["--seeds", "distinct"]),
     (["smoke", "--steps", "0"], ["--steps", ">= 1"]),
     (["smoke", "--precision", "fp16"], ["--precision", "fp32, bf16"]),
+    (["smoke", "--threads", "0"], ["--threads", ">= 1"]),
     ([], ["EXPERIMENT", "--list"]),
 ])
 def test_bad_input_is_one_line_before_anything_is_written(argv, words, tmp_path, capsys):
