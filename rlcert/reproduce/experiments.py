@@ -13,7 +13,9 @@ from pathlib import Path
 
 import yaml
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+# configs/ of the checkout this package lives in; an installed wheel has none: then ./configs (run from a checkout)
+_CHECKOUT_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = _CHECKOUT_CONFIGS if _CHECKOUT_CONFIGS.is_dir() else Path("configs")
 COSTS_FILE = Path(__file__).resolve().parent / "costs.yaml"
 
 

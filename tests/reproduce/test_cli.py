@@ -49,6 +49,13 @@ def test_list_names_every_experiment_with_its_estimate(capsys):
     assert out.count("estimated CPU") == len(EXPERIMENTS) and "GPU unmeasured" in out
 
 
+def test_registered_as_an_rlcert_command(capsys):
+    from rlcert import cli
+
+    assert cli.main(["--help"]) == 0 and "  reproduce " in capsys.readouterr().out
+    assert cli.main(["reproduce", "--list"]) == 0 and "fig8.2-d20: " in capsys.readouterr().out
+
+
 def test_estimate_is_steps_over_rate():
     exp, costs = EXPERIMENTS["figG.1-n40"], load_costs()
     est = estimate_time(exp, 5, 1_600_000, costs)
