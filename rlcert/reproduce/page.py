@@ -143,7 +143,8 @@ def write_page(p: Plan, cpu_s: dict[str, float]) -> Path:
     ev = p.configs[exp.methods[0].key]["eval"]
     lines += ["", f"Evaluation: {ev['episodes']} deterministic episodes every {ev['freq']} env steps, metric "
               f"`{ev['metric']}`; column `{exp.column}`. Runs: `{rel_dir}/<method>/seed<k>/eval.csv`. CPU time: "
-              "process CPU time of the invocations that ended (a killed invocation's share is not counted).", "",
+              "process CPU time of the invocations that ended (a killed invocation's share is not counted). "
+              "GPU time spent: none (the runs train on the CPU; the fleet's device is not a config setting yet).", "",
               "## Curves", "", f"![{exp.name}]({png.name})", "",
               f"## {exp.column} at fixed steps (mean ± std over seeds)", ""]
     trained = [m.key for m in exp.methods if not m.reference]
