@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1] / "rlcert"
 FLOORS = {
     "rlcert.cli": 6, "rlcert.train_cli": 6, "rlcert.demo": 6, "rlcert.certify.cli": 6, "rlcert.certify.__main__": 6,
     "rlcert.reproduce": 5, "rlcert.sweep": 5, "rlcert.certify.policy": 5, "rlcert.plots": 5,
-    "rlcert.certify.distributed": 5,  # Ray sharding of the certify commands (joins Ray by the sweeps' rule)
+    "rlcert.certify.distributed": 5,  # Ray sharding of the certify commands
     "rlcert.fleet": 4,
     "rlcert.training": 3, "rlcert.train": 3,
     "rlcert.agents": 2,

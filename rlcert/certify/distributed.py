@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from rlcert.sweep import ray_connect
+from rlcert import ray_connect
 
 MAX_RETRIES = 3
 RAY_HINT = "--ray needs Ray: pip install 'rlcert[sweep]' (or pip install 'ray==2.60.0')"

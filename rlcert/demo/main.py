@@ -3,8 +3,8 @@
 Runs each section in turn (environments, agents, certification) and writes PNGs plus ``report.md`` under ``--out``.
 Rerunning is safe and cheap:
 
-* the demo's settings (``--quick``) are written to ``<out>/demo.json`` before the first section and compared on
-  every rerun; a different setting is refused in one line (choose another ``--out``);
+* the demo's settings (``--quick``) are written (through ``rlcert.runs``) to ``<out>/demo.json`` before the first
+  section and compared on every rerun; a different setting is refused in one line (choose another ``--out``);
 * a finished section leaves ``<out>/<folder>/section.json`` (its report lines and time) and is skipped on a rerun;
   an interrupted section runs again and reuses what it cached (trained runs resume, TSVs resume, weights are kept);
 * ``report.md`` is rebuilt after every section from all finished sections, in the fixed section order, so
@@ -15,14 +15,13 @@ Rerunning is safe and cheap:
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from rlcert import runs
 from rlcert.demo import (
     agents,
     certify,
@@ -47,38 +46,18 @@ SETTINGS_FILE = "demo.json"
 RECORD_FILE = "section.json"
 
 
-def _write_json(path: Path, obj: dict) -> None:
-    """Write ``obj`` to ``path`` atomically (a killed write leaves the old file or none, never half a file)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n")
-    os.replace(tmp, path)
-
-
-def _read_json(path: Path) -> dict | None:
+def _read_record(path: Path) -> dict | None:
+    """A section record, or None when it is missing or unreadable (a section killed while writing it reruns)."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        rec = runs.read_json(path)
+    except (OSError, ValueError):
         return None
-
-
-def check_settings(out: Path, settings: dict) -> str | None:
-    """Compare ``settings`` with ``<out>/demo.json``; returns a one-line refusal naming the differing keys, or None.
-    Writes nothing."""
-    old = _read_json(out / SETTINGS_FILE)
-    if old is None:
-        return None
-    diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
-    if not diff:
-        return None
-    was = ", ".join(f"{k}={old.get(k)!r}" for k in diff)
-    now = ", ".join(f"{k}={settings.get(k)!r}" for k in diff)
-    return (f"--out {out} holds a demo made with {was} (now {now}); rerun with the same settings or choose "
-            "another --out (nothing was changed)")
+    return rec if isinstance(rec, dict) else None
 
 
 def finished(out: Path, folder: str) -> dict | None:
     """The record of a finished section (``lines``, ``seconds``), or None if it has not finished."""
-    rec = _read_json(out / folder / RECORD_FILE)
+    rec = _read_record(out / folder / RECORD_FILE)
     return rec if rec is not None and isinstance(rec.get("lines"), list) else None
 
 
@@ -114,36 +93,34 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     settings = {"quick": bool(args.quick)}
-    refusal = check_settings(args.out, settings)
-    if refusal is not None:
-        print(f"rlcert demo: error: {refusal}", file=sys.stderr)
-        return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    _write_json(args.out / SETTINGS_FILE, settings)  # settings first, before any section writes
     report = args.out / "report.md"
-    try:
-        for title, folder, run in SECTIONS:
-            if wanted is not None and title.lower() not in wanted:
-                continue
-            if args.redo:
-                shutil.rmtree(args.out / folder, ignore_errors=True)
-            elif finished(args.out, folder) is not None:
-                print(f"== {title}: finished earlier, skipped (--redo runs it again)", flush=True)
-                continue
-            print(f"== {title}", flush=True)
-            t0 = time.perf_counter()
-            lines = run(args.out, args.quick)
-            _write_json(args.out / folder / RECORD_FILE,
-                        {"title": title, "lines": lines, "seconds": round(time.perf_counter() - t0, 1)})
-            report.write_text(build_report(args.out, settings) + "\n")
-    except KeyboardInterrupt:
-        report.write_text(build_report(args.out, settings) + "\n")
-        print("\nrlcert demo: interrupted; finished sections are kept, rerun the same command to resume",
-              file=sys.stderr)
-        return 130
-    report.write_text(build_report(args.out, settings) + "\n")
-    print(f"report: {report}")
-    return 0
+
+    def body() -> int:
+        args.out.mkdir(parents=True, exist_ok=True)
+        # settings first, before any section writes; other settings in this folder are refused in one line
+        runs.ensure_settings(args.out / SETTINGS_FILE, settings, what=f"--out {args.out} (a demo)")
+        try:
+            for title, folder, run in SECTIONS:
+                if wanted is not None and title.lower() not in wanted:
+                    continue
+                if args.redo:
+                    shutil.rmtree(args.out / folder, ignore_errors=True)
+                elif finished(args.out, folder) is not None:
+                    print(f"== {title}: finished earlier, skipped (--redo runs it again)", flush=True)
+                    continue
+                print(f"== {title}", flush=True)
+                t0 = time.perf_counter()
+                lines = run(args.out, args.quick)
+                runs.write_json_atomic(args.out / folder / RECORD_FILE,
+                                       {"title": title, "lines": lines, "seconds": round(time.perf_counter() - t0, 1)})
+                runs.write_text_atomic(report, build_report(args.out, settings) + "\n")
+        finally:  # interrupted or not, the report holds every finished section
+            if (args.out / SETTINGS_FILE).exists():
+                runs.write_text_atomic(report, build_report(args.out, settings) + "\n")
+        print(f"report: {report}")
+        return 0
+
+    return runs.run_command("rlcert demo", body, "finished sections are kept, rerun the same command to resume")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from rlcert import runs
 from rlcert.agents.callbacks import CSV_FIELDS
 from rlcert.fleet.config import unsupported_reason
 from rlcert.fleet.run import train_fleet
-from rlcert.sweep.ray_connect import init_ray
+from rlcert.ray_connect import init_ray
 from rlcert.sweep.spec import SweepSpec, Trial, expand_trials, trial_overrides
 from rlcert.train import check_run_config, train
 from rlcert.training import load_config, run_dir_of

@@ -1,4 +1,5 @@
-"""Start or join Ray for a sweep, turning a failed connection into one line that names the setting to change.
+"""Start or join Ray (``rlcert sweep``, ``rlcert certify --ray``), a failed connection turned into one line that
+names the setting to change. Ray is an optional extra: imported lazily.
 
 Ray 2.60 turns token authentication on for a cluster started with ``ray start --head`` whenever a token exists
 (``~/.ray/auth_token``, which any earlier local ``ray.init()`` creates). A driver then sends the token only when it
