@@ -13,6 +13,7 @@ COMMANDS = {
     "plot-certified": ("rlcert.certify.cli.plot", "plot certified accuracy vs radius from TSV files"),
     "certify-policy": ("rlcert.certify.policy.cli", "certify an agent's actions and return under observation noise"),
     "sweep": ("rlcert.sweep.cli", "grid/random search over train configs x seeds on Ray Tune (resumable)"),
+    "reproduce": ("rlcert.reproduce.cli", "train a thesis experiment's methods (resumable) and write its results page"),
     "sweep-report": ("rlcert.sweep.report", "best settings (area under the curve) and figures of a sweep"),
 }
 
