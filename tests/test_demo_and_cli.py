@@ -1,4 +1,5 @@
 import csv
+import importlib.metadata
 import json
 import os
 import signal
@@ -135,12 +136,13 @@ def test_demo_runs_from_an_installed_wheel_outside_the_checkout(tmp_path):
     py = env_dir / "bin" / "python"
     new_site = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                    capture_output=True, text=True, check=True).stdout.strip())
-    # the dependencies come from the running venv (torch etc. are not reinstalled); its editable rlcert finder is
-    # installed by a .pth file there, which a .pth-added directory does not run, so only the wheel's rlcert is seen
-    (new_site / "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     install = subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "-q",
                               str(wheel)], capture_output=True, text=True, timeout=300)
     assert install.returncode == 0, install.stderr
+    # the dependencies come from the running venv (torch etc. are not reinstalled); its editable rlcert finder is
+    # installed by a .pth file there, which a .pth-added directory does not run, so only the wheel's rlcert is seen.
+    # Written after the install, so that pip never sees (nor touches) the running venv's own rlcert
+    (new_site / "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     env = {"PATH": f"{env_dir / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), "MPLBACKEND": "Agg",
@@ -159,6 +161,8 @@ def test_demo_runs_from_an_installed_wheel_outside_the_checkout(tmp_path):
         assert "## Environments" in report and "ContinuousSeek-v0" in report
     assert "skipped" in res.stdout
     assert (outside / "runs" / "demo" / "envs" / "envs.png").stat().st_size > 10_000
+    # the running venv still has its own rlcert (the test must not uninstall the developer's install)
+    assert importlib.metadata.distribution("rlcert") is not None
 
 
 @pytest.mark.slow
