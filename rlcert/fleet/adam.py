@@ -44,7 +44,11 @@ class StackedAdam:
         b1, b2 = self.betas
         bc1 = 1 - b1 ** self.step_count
         bc2_sqrt = math.sqrt(1 - b2 ** self.step_count)
-        grads = [g.to(p.dtype) for g, p in zip(grads, self.params, strict=True)]
+        # The fused kernel walks a gradient's memory as if it had its parameter's layout: a gradient in another
+        # layout (the written-out goal gradients give transposed weight gradients; broadcasts give stride-0 views)
+        # is first copied into the parameter's layout, else the kernel would apply a permuted gradient.
+        grads = [g.to(p.dtype) if g.stride() == p.stride() else th.empty_like(p).copy_(g)
+                 for g, p in zip(grads, self.params, strict=True)]
 
         def pick(items: list, idx: list[int]) -> list:
             return [items[i] for i in idx]
