@@ -138,6 +138,9 @@ CASES = {  # name: (family, agent classes per member, alphas, goal_reduction, ex
     "sac_reengage_alpha0": (FleetSAC, [ReenGAGESAC] * 2, [0.0, 0.0], "mean", {}),
     "sac_reengage_fixed": (FleetSAC, [ReenGAGESAC] * 2, [0.3, 0.1], "mean", {"ent_coef": 0.05}),
     "sac_stock": (FleetSAC, [SAC] * 2, [0.0, 0.0], "mean", {}),
+    # one learning rate for all members, as in training: StackedAdam's fused kernel (per-member rates: foreach)
+    "ddpg_reengage_uniform_lr": (FleetTD3, [ReenGAGEDDPG] * 2, [0.2, 0.5], "mean", {}),
+    "sac_reengage_uniform_lr": (FleetSAC, [ReenGAGESAC] * 2, [0.2, 0.5], "mean", {}),
 }
 
 
@@ -145,7 +148,8 @@ def run_case(name: str, mutate: dict | None = None) -> tuple[float, float]:
     """(largest gradient error, largest parameter error) of the fleet against the agents over members and steps."""
     family, classes, alphas, reduction, extra = CASES[name]
     th.manual_seed(0)
-    models = [make_agent(cls, 10 + k, a, [1e-3, 5e-4, 2e-3][k], reduction, **extra)
+    lrs = [1e-3] * 3 if name.endswith("_uniform_lr") else [1e-3, 5e-4, 2e-3]
+    models = [make_agent(cls, 10 + k, a, lrs[k], reduction, **extra)
               for k, (cls, a) in enumerate(zip(classes, alphas, strict=True))]
     fleet = fleet_of(family, models, mutate or {})
     grads: dict = {}
