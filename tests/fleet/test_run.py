@@ -67,6 +67,15 @@ def test_cli_rejects_bad_seeds(tiny, tmp_path, capsys):
         parse_seeds("1,1")
 
 
+def assert_same_runs(straight, resumed) -> None:
+    """Each member's eval rows and exported weights equal those of the uninterrupted run, bit for bit."""
+    for a, b in zip(straight, resumed, strict=True):
+        assert rows(a / "eval.csv") == rows(b / "eval.csv")
+        pa = ReenGAGEDDPG.load(a / "model.zip").policy.state_dict()
+        pb = ReenGAGEDDPG.load(b / "model.zip").policy.state_dict()
+        assert all(th.equal(pa[k], pb[k]) for k in pa)
+
+
 def test_unsupported_configs_fall_back(tiny, tmp_path):
     assert unsupported_reason(tiny(tmp_path)) is None
     assert unsupported_reason({**tiny(tmp_path), "algo": "SAC"}) is None
@@ -93,11 +102,7 @@ def test_interrupt_then_resume_equals_uninterrupted(tiny, tmp_path, monkeypatch,
         train_fleet(cfg, [0, 1], progress=False)
     monkeypatch.setattr(Fleet, "step", real_step)
     resumed = train_fleet(cfg, [0, 1], resume=True, progress=False)
-    for a, b in zip(straight, resumed, strict=True):
-        assert rows(a / "eval.csv") == rows(b / "eval.csv")
-        pa = ReenGAGEDDPG.load(a / "model.zip").policy.state_dict()
-        pb = ReenGAGEDDPG.load(b / "model.zip").policy.state_dict()
-        assert all(th.equal(pa[k], pb[k]) for k in pa)
+    assert_same_runs(straight, resumed)
 
 
 def test_ctrl_c_checkpoints_the_current_step_and_resume_equals_uninterrupted(tiny, tmp_path, monkeypatch):
@@ -119,11 +124,7 @@ def test_ctrl_c_checkpoints_the_current_step_and_resume_equals_uninterrupted(tin
     assert th.load(ckpt, weights_only=False)["num_timesteps"] == 25
     monkeypatch.setattr(Fleet, "step", real_step)
     resumed = train_fleet(cfg, [0, 1], resume=True, progress=False)
-    for a, b in zip(straight, resumed, strict=True):
-        assert rows(a / "eval.csv") == rows(b / "eval.csv")
-        pa = ReenGAGEDDPG.load(a / "model.zip").policy.state_dict()
-        pb = ReenGAGEDDPG.load(b / "model.zip").policy.state_dict()
-        assert all(th.equal(pa[k], pb[k]) for k in pa)
+    assert_same_runs(straight, resumed)
     walls = [float(r["wall_time_s"]) for r in csv.DictReader(open(resumed[0] / "eval.csv"))]
     assert walls == sorted(walls)
 
