@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["Rows", "SettingsMismatch", "atomic_path", "compare_settings", "deferred_interrupt", "ensure_settings",
-           "read_json",
+           "file_lock", "read_json",
            "run_command", "settings_diff", "write_json_atomic", "write_text_atomic"]
 
 
@@ -85,6 +85,23 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 def write_json_atomic(path: str | Path, obj: Any) -> None:
     """``obj`` as indented JSON (non-JSON values via ``str``), written atomically."""
     write_text_atomic(path, json.dumps(obj, indent=1, default=str) + "\n")
+
+
+@contextlib.contextmanager
+def file_lock(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` (created if missing) for a read-modify-write that several
+    processes share (POSIX ``flock``; no lock where ``fcntl`` is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def read_json(path: str | Path) -> Any:

@@ -1,5 +1,5 @@
 """``rlcert reproduce EXPERIMENT [--seeds RANGE] [--steps N] [--precision fp32|bf16] [--log-dir DIR]
-[--results-dir DIR] [--resume] [--threads N]``, ``rlcert reproduce --list``.
+[--results-dir DIR] [--resume] [--threads N] [--methods KEYS]``, ``rlcert reproduce --list``.
 
 Trains every method of a thesis experiment (settings: the configs in configs/, Tables G.1-G.4) through the fleet,
 one process; continues where the last invocation stopped with ``--resume`` (finished seeds are kept, unfinished
@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(finished ones are kept); without it an existing experiment folder is refused")
     parser.add_argument("--threads", type=int, default=None, help="torch threads of the process (default: the "
                         "config's, else 1; may change between invocations)")
+    parser.add_argument("--methods", default=None, metavar="KEYS", help="train only these methods (comma-"
+                        "separated keys of --list), e.g. two invocations at once, one per core, on one --log-dir "
+                        "(disjoint methods; the second with --resume); the last to finish writes the page")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
@@ -75,11 +78,26 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     exp = EXPERIMENTS[args.experiment]
     seeds = parse_seeds(args.seeds) if args.seeds is not None else list(range(exp.seeds))
     steps = exp.steps if args.steps is None else args.steps
+    methods = None if args.methods is None else [k.strip() for k in args.methods.split(",") if k.strip()]
     p = plan(exp, seeds, steps, args.precision, args.log_dir, args.results_dir, args.resume,
-             command="rlcert reproduce " + shlex.join(a for a in argv if a != "--no-progress"), threads=args.threads)
+             command="rlcert reproduce " + shlex.join(_page_argv(argv)), threads=args.threads, methods=methods)
     page = run_experiment(p, resume=args.resume, progress=not args.no_progress)
-    print(f"done: {page}")
+    if page is not None:
+        print(f"done: {page}")
     return 0
+
+
+def _page_argv(argv: list[str]) -> list[str]:
+    """The command as the page shows it: the whole experiment (no --methods, no --no-progress)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--methods":
+            skip = True
+        elif a != "--no-progress" and not a.startswith("--methods="):
+            out.append(a)
+    return out
 
 if __name__ == "__main__":
     raise SystemExit(main())

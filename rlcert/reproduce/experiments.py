@@ -77,6 +77,7 @@ class Plan:
     configs: dict[str, dict]
     fleet: dict[str, str | None]  # method -> None (fleet) or the reason it trains seed by seed
     command: str
+    only: tuple[str, ...] = ()  # the methods this invocation trains (--methods); empty = every method
 
 
 def _alphas(d: int, ddpg_cost: str, reengage_cost: str) -> tuple[Method, ...]:

@@ -54,8 +54,17 @@ def method_config(exp: Experiment, m: Method, seeds: list[int], steps: int, prec
 
 
 def plan(exp: Experiment, seeds: list[int], steps: int, precision: str, log_dir: str | Path,
-         results_dir: str | Path | None, resume: bool, command: str = "", threads: int | None = None) -> Plan:
-    """Validate everything (one-line ``ValueError``s) and resolve each method's config; writes nothing."""
+         results_dir: str | Path | None, resume: bool, command: str = "", threads: int | None = None,
+         methods: list[str] | None = None) -> Plan:
+    """Validate everything (one-line ``ValueError``s) and resolve each method's config; writes nothing.
+    ``methods``: train only these method keys (e.g. two processes, one per core, each with its own methods)."""
+    keys = [m.key for m in exp.methods]
+    for k in methods or []:
+        if k not in keys:
+            raise ValueError(f"--methods: unknown method {k!r} of {exp.name}; choose from {', '.join(keys)}")
+    if methods is not None and (not methods or len(set(methods)) != len(methods)):
+        raise ValueError(f"--methods must name distinct methods of {exp.name} ({', '.join(keys)}), got "
+                         f"{','.join(methods)!r}")
     if steps < 1:
         raise ValueError(f"--steps must be an integer >= 1, got {steps}")
     if threads is not None and threads < 1:
@@ -85,7 +94,7 @@ def plan(exp: Experiment, seeds: list[int], steps: int, precision: str, log_dir:
     runs.compare_settings(exp_dir / STATE, settings_of(exp, precision), key="settings", what=str(exp_dir),
                           have_results=taken)
     return Plan(exp, seeds, steps, precision, exp_dir, Path(results_dir) if results_dir else exp_dir, configs,
-                fleet, command)
+                fleet, command, tuple(methods or ()))
 
 
 def seed_done(run_dir: Path, steps: int, reference: bool = False) -> bool:
@@ -145,20 +154,40 @@ def train_method(p: Plan, m: Method, resume: bool, progress: bool) -> str:
     return f"{m.key}: trained seeds {todo} one after another"
 
 
-def run_experiment(p: Plan, resume: bool = False, progress: bool = True) -> Path:
-    """Train every method (resuming), then write the results page; returns the page's path."""
+def unfinished(p: Plan) -> list[str]:
+    """The methods with a seed that has not reached ``p.steps``."""
+    return [m.key for m in p.exp.methods
+            if not all(seed_done(p.exp_dir / m.key / f"seed{s}", p.steps, m.reference) for s in p.seeds)]
+
+
+def run_experiment(p: Plan, resume: bool = False, progress: bool = True) -> Path | None:
+    """Train the plan's methods (every method unless ``p.only``; resuming), then write the results page once every
+    method is done; returns the page's path, or None while another method (another invocation's) is unfinished.
+    Invocations with disjoint ``--methods`` may run at once on one folder."""
     path = p.exp_dir / STATE
     p.exp_dir.mkdir(parents=True, exist_ok=True)
-    runs.ensure_settings(path, settings_of(p.exp, p.precision), key="settings", what=str(p.exp_dir))
+    lock = p.exp_dir / ".reproduce.lock"
+    with runs.file_lock(lock):
+        runs.ensure_settings(path, settings_of(p.exp, p.precision), key="settings", what=str(p.exp_dir))
     for m in p.exp.methods:
+        if p.only and m.key not in p.only:
+            continue
         t0 = time.process_time()
         try:
             print(train_method(p, m, resume, progress), flush=True)
         finally:
-            state = runs.read_json(path)
-            state.setdefault("cpu_s", {})[m.key] = state.get("cpu_s", {}).get(m.key, 0.0) + time.process_time() - t0
-            runs.write_json_atomic(path, state)
+            with runs.file_lock(lock):
+                state = runs.read_json(path)
+                cpu = state.setdefault("cpu_s", {})
+                cpu[m.key] = cpu.get(m.key, 0.0) + time.process_time() - t0
+                runs.write_json_atomic(path, state)
+    waiting = unfinished(p)
+    if waiting:
+        print(f"results page not written yet: {', '.join(waiting)} not done at {p.steps} steps "
+              f"(run them with --methods {','.join(waiting)} --resume; the last one to finish writes the page)",
+              flush=True)
+        return None
     return write_page(p, runs.read_json(path).get("cpu_s", {}))
 
 
-__all__ = ["PRECISIONS", "Plan", "plan", "run_experiment", "seed_done"]
+__all__ = ["PRECISIONS", "Plan", "plan", "run_experiment", "seed_done", "unfinished"]

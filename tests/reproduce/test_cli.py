@@ -5,6 +5,7 @@ to an uninterrupted run."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -84,6 +85,9 @@ def test_every_method_config_loads():
     (["smoke", "--steps", "0"], ["--steps", ">= 1"]),
     (["smoke", "--precision", "fp16"], ["--precision", "fp32, bf16"]),
     (["smoke", "--threads", "0"], ["--threads", ">= 1"]),
+    (["smoke", "--methods", "alpha9"], ["--methods", "alpha9", "alpha0, alpha0.2"]),
+    (["smoke", "--methods", "alpha0,alpha0"], ["--methods", "distinct"]),
+    (["smoke", "--methods", ","], ["--methods", "distinct"]),
     ([], ["EXPERIMENT", "--list"]),
 ])
 def test_bad_input_is_one_line_before_anything_is_written(argv, words, tmp_path, capsys):
@@ -178,3 +182,45 @@ def test_more_steps_later_continue_the_runs(tmp_path, capsys):
             assert same_params(a / "model.zip", b / "model.zip")
     assert not same_params(once / "smoke" / "alpha0" / "seed0" / "model.zip",
                            once / "smoke" / "alpha0" / "seed1" / "model.zip")  # the check can tell runs apart
+
+
+def test_two_invocations_with_disjoint_methods_at_once_equal_one_run(tmp_path):
+    """Two processes at once on one folder (--methods alpha0 / --methods alpha0.2 --resume): the same CSVs and
+    networks as one invocation; only the invocation that finishes last writes the page, with both CPU times."""
+    steps = 300
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    one, two = tmp_path / "one", tmp_path / "two"
+    subprocess.run(_command(one, steps), cwd=ROOT, env=env, check=True, capture_output=True, timeout=900)
+    first = subprocess.Popen(_command(two, steps, "--methods", "alpha0"), cwd=ROOT, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    state = two / "smoke" / "reproduce.json"
+    deadline = time.time() + 300
+    while not state.exists() and time.time() < deadline:
+        time.sleep(0.02)
+    second = subprocess.Popen(_command(two, steps, "--methods", "alpha0.2", "--resume"), cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    outs = [p.communicate(timeout=900) for p in (first, second)]
+    assert first.returncode == 0 and second.returncode == 0, outs
+    written = [out for out, _ in outs if "done: " in out]
+    waiting = [out for out, _ in outs if "results page not written yet" in out]
+    assert len(written) + len(waiting) == 2 and written, outs  # the later one writes it (both may, if at once)
+    for m in ("alpha0", "alpha0.2"):
+        for s in (0, 1):
+            a, b = one / "smoke" / m / f"seed{s}", two / "smoke" / m / f"seed{s}"
+            assert rows(a / "eval.csv") == rows(b / "eval.csv")
+            assert same_params(a / "model.zip", b / "model.zip")
+    cpu = json.loads(state.read_text())["cpu_s"]
+    assert set(cpu) == {"alpha0", "alpha0.2"} and min(cpu.values()) > 0
+    page = (two / "smoke" / "smoke.md").read_text()
+    assert "--methods" not in page and "**Verdict: " in page
+
+
+def test_methods_subset_waits_for_the_others_before_writing_the_page(tmp_path, capsys):
+    log = tmp_path / "runs"
+    base = ["smoke", "--steps", "200", "--log-dir", str(log), "--no-progress"]
+    assert main([*base, "--methods", "alpha0.2"]) == 0
+    out = capsys.readouterr().out
+    assert "results page not written yet: alpha0 not done at 200 steps" in out and "--methods alpha0 " in out
+    assert not (log / "smoke" / "smoke.md").exists() and not (log / "smoke" / "alpha0").exists()
+    assert main([*base, "--methods", "alpha0", "--resume"]) == 0
+    assert "done: " in capsys.readouterr().out and (log / "smoke" / "smoke.md").exists()
