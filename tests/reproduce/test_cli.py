@@ -224,3 +224,21 @@ def test_methods_subset_waits_for_the_others_before_writing_the_page(tmp_path, c
     assert not (log / "smoke" / "smoke.md").exists() and not (log / "smoke" / "alpha0").exists()
     assert main([*base, "--methods", "alpha0", "--resume"]) == 0
     assert "done: " in capsys.readouterr().out and (log / "smoke" / "smoke.md").exists()
+
+
+def test_more_seeds_later_keep_the_finished_ones_and_equal_one_run(tmp_path, capsys):
+    once, twice = tmp_path / "once", tmp_path / "twice"
+    base = ["smoke", "--steps", "200", "--no-progress"]
+    assert main([*base, "--seeds", "0-2", "--log-dir", str(once)]) == 0
+    assert main([*base, "--seeds", "0", "--log-dir", str(twice)]) == 0
+    stamp = {p: p.stat().st_mtime_ns for p in (twice / "smoke").rglob("seed0/*")}
+    capsys.readouterr()
+    assert main([*base, "--seeds", "0-2", "--log-dir", str(twice), "--resume"]) == 0
+    assert capsys.readouterr().out.count("training seeds [1, 2] together") == 2
+    assert stamp == {p: p.stat().st_mtime_ns for p in stamp}
+    for m in ("alpha0", "alpha0.2"):
+        for s in (0, 1, 2):
+            a, b = once / "smoke" / m / f"seed{s}", twice / "smoke" / m / f"seed{s}"
+            assert rows(a / "eval.csv") == rows(b / "eval.csv")
+            assert same_params(a / "model.zip", b / "model.zip")
+    assert "with 3 seeds" in (twice / "smoke" / "smoke.md").read_text()
