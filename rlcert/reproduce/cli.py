@@ -1,5 +1,5 @@
 """``rlcert reproduce EXPERIMENT [--seeds RANGE] [--steps N] [--precision fp32|bf16] [--log-dir DIR]
-[--results-dir DIR] [--resume] [--threads N] [--methods KEYS]``, ``rlcert reproduce --list``.
+[--results-dir DIR] [--resume] [--threads N] [--methods KEYS] [--page-only]``, ``rlcert reproduce --list``.
 
 Trains every method of a thesis experiment (settings: the configs in configs/, Tables G.1-G.4) through the fleet,
 one process; continues where the last invocation stopped with ``--resume`` (finished seeds are kept, unfinished
@@ -18,7 +18,7 @@ import sys
 from rlcert import runs
 from rlcert.fleet.run import parse_seeds
 from rlcert.reproduce.experiments import EXPERIMENTS, Experiment, estimate_time, format_hours, load_costs
-from rlcert.reproduce.run import PRECISIONS, plan, run_experiment
+from rlcert.reproduce.run import PRECISIONS, page_from_runs, plan, run_experiment
 
 
 def describe(exp: Experiment) -> str:
@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--methods", default=None, metavar="KEYS", help="train only these methods (comma-"
                         "separated keys of --list), e.g. two invocations at once, one per core, on one --log-dir "
                         "(disjoint methods; the second with --resume); the last to finish writes the page")
+    parser.add_argument("--page-only", action="store_true", help="write the results page from the runs' eval.csv "
+                        "files without training (e.g. CSVs copied next to the page); every run must have reached "
+                        "--steps")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
@@ -79,8 +82,11 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     seeds = parse_seeds(args.seeds) if args.seeds is not None else list(range(exp.seeds))
     steps = exp.steps if args.steps is None else args.steps
     methods = None if args.methods is None else [k.strip() for k in args.methods.split(",") if k.strip()]
-    p = plan(exp, seeds, steps, args.precision, args.log_dir, args.results_dir, args.resume,
+    p = plan(exp, seeds, steps, args.precision, args.log_dir, args.results_dir, args.resume or args.page_only,
              command="rlcert reproduce " + shlex.join(_page_argv(argv)), threads=args.threads, methods=methods)
+    if args.page_only:
+        print(f"done: {page_from_runs(p)}")
+        return 0
     page = run_experiment(p, resume=args.resume, progress=not args.no_progress)
     if page is not None:
         print(f"done: {page}")
@@ -95,7 +101,7 @@ def _page_argv(argv: list[str]) -> list[str]:
             skip = False
         elif a == "--methods":
             skip = True
-        elif a != "--no-progress" and not a.startswith("--methods="):
+        elif a not in ("--no-progress", "--page-only") and not a.startswith("--methods="):
             out.append(a)
     return out
 

@@ -160,6 +160,18 @@ def unfinished(p: Plan) -> list[str]:
             if not all(seed_done(p.exp_dir / m.key / f"seed{s}", p.steps, m.reference) for s in p.seeds)]
 
 
+def page_from_runs(p: Plan) -> Path:
+    """Write the results page from the runs' ``eval.csv`` files alone (no training; exported models not needed:
+    e.g. the CSVs of a finished experiment copied next to the page); ValueError if a run is short of ``p.steps``."""
+    short = [f"{m.key}/seed{s}" for m in p.exp.methods for s in p.seeds
+             if last_step(p.exp_dir / m.key / f"seed{s}") < p.steps]
+    if short:
+        raise ValueError(f"--page-only: {len(short)} runs under {p.exp_dir} have not reached --steps {p.steps} "
+                         f"(first: {short[0]}); train them first (without --page-only)")
+    state = runs.read_json(p.exp_dir / STATE) if (p.exp_dir / STATE).exists() else {}
+    return write_page(p, state.get("cpu_s", {}))
+
+
 def run_experiment(p: Plan, resume: bool = False, progress: bool = True) -> Path | None:
     """Train the plan's methods (every method unless ``p.only``; resuming), then write the results page once every
     method is done; returns the page's path, or None while another method (another invocation's) is unfinished.
@@ -190,4 +202,4 @@ def run_experiment(p: Plan, resume: bool = False, progress: bool = True) -> Path
     return write_page(p, runs.read_json(path).get("cpu_s", {}))
 
 
-__all__ = ["PRECISIONS", "Plan", "plan", "run_experiment", "seed_done", "unfinished"]
+__all__ = ["PRECISIONS", "Plan", "page_from_runs", "plan", "run_experiment", "seed_done", "unfinished"]

@@ -242,3 +242,21 @@ def test_more_seeds_later_keep_the_finished_ones_and_equal_one_run(tmp_path, cap
             assert rows(a / "eval.csv") == rows(b / "eval.csv")
             assert same_params(a / "model.zip", b / "model.zip")
     assert "with 3 seeds" in (twice / "smoke" / "smoke.md").read_text()
+
+
+def test_page_only_rebuilds_the_page_from_csvs_alone(tmp_path, capsys):
+    log, res = tmp_path / "runs", tmp_path / "res"
+    argv = ["smoke", "--steps", "200", "--log-dir", str(log), "--results-dir", str(res), "--no-progress"]
+    assert main(argv) == 0
+    page = (res / "smoke.md").read_text()
+    for p in (log / "smoke").rglob("*"):
+        if p.is_file() and p.name not in ("eval.csv", "reproduce.json"):
+            p.unlink()  # only the CSVs (and CPU times) travel with a published page
+    (res / "smoke.md").unlink()
+    capsys.readouterr()
+    assert main([*argv, "--page-only"]) == 0
+    assert (res / "smoke.md").read_text() == page
+    assert not any((log / "smoke").rglob("*.zip"))  # nothing trained
+    assert main([argv[0], "--steps", "300", *argv[3:], "--page-only"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--page-only" in err and "--steps 300" in err
