@@ -47,9 +47,9 @@ def episode_progress(env: gym.Env, policy: Policy, episodes: int, seed: int) -> 
 
 
 def model_policy(path: str) -> Policy:
-    from rlcert.agents import ReenGAGEDDPG  # every ContinuousSeek DDPG member (alpha 0 or not) loads as this
+    from stable_baselines3 import DDPG  # the policy only: DDPG+HER and ReenGAGE members (a DDPG subclass) alike
 
-    model = ReenGAGEDDPG.load(path, device="cpu")
+    model = DDPG.load(path, device="cpu")
     return lambda obs: model.predict(obs, deterministic=True)[0]
 
 
