@@ -58,7 +58,7 @@ def test_registered_as_an_rlcert_command(capsys):
 
 
 def test_estimate_is_steps_over_rate():
-    exp, costs = EXPERIMENTS["figG.1-n40"], load_costs()
+    exp, costs = EXPERIMENTS["fig8.3-handreach"], load_costs()  # sequential SB3 rates: still estimates
     est = estimate_time(exp, 5, 1_600_000, costs)
     want = sum(5 * 1_600_000 / costs[m.cost].cpu for m in exp.methods)
     assert est.cpu_s == pytest.approx(want) and est.gpu_s is None and est.estimate
