@@ -82,8 +82,9 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     seeds = parse_seeds(args.seeds) if args.seeds is not None else list(range(exp.seeds))
     steps = exp.steps if args.steps is None else args.steps
     methods = None if args.methods is None else [k.strip() for k in args.methods.split(",") if k.strip()]
+    command = _canonical(exp.name, args) if args.page_only else "rlcert reproduce " + shlex.join(_page_argv(argv))
     p = plan(exp, seeds, steps, args.precision, args.log_dir, args.results_dir, args.resume or args.page_only,
-             command="rlcert reproduce " + shlex.join(_page_argv(argv)), threads=args.threads, methods=methods)
+             command=command, threads=args.threads, methods=methods)
     if args.page_only:
         print(f"done: {page_from_runs(p)}")
         return 0
@@ -91,6 +92,13 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     if page is not None:
         print(f"done: {page}")
     return 0
+
+
+def _canonical(name: str, args: argparse.Namespace) -> str:
+    """A page rebuilt from copied CSVs shows the command that trains such runs (default --log-dir), not its own."""
+    given = (("--seeds", args.seeds), ("--steps", args.steps))
+    parts = ["rlcert reproduce", name] + [f"{flag} {v}" for flag, v in given if v is not None]
+    return " ".join(parts + ([f"--precision {args.precision}"] if args.precision != "fp32" else []))
 
 
 def _page_argv(argv: list[str]) -> list[str]:

@@ -255,7 +255,9 @@ def test_page_only_rebuilds_the_page_from_csvs_alone(tmp_path, capsys):
     (res / "smoke.md").unlink()
     capsys.readouterr()
     assert main([*argv, "--page-only"]) == 0
-    assert (res / "smoke.md").read_text() == page
+    rebuilt, trained_by = (res / "smoke.md").read_text(), "\nrlcert reproduce " + " ".join(argv[:-1]) + "\n"
+    assert trained_by in page and "\nrlcert reproduce smoke --steps 200\n" in rebuilt  # a command that trains such runs
+    assert rebuilt.replace("\nrlcert reproduce smoke --steps 200\n", trained_by) == page  # else the same page
     assert not any((log / "smoke").rglob("*.zip"))  # nothing trained
     assert main([argv[0], "--steps", "300", *argv[3:], "--page-only"]) == 2
     err = capsys.readouterr().err.strip()
