@@ -120,8 +120,8 @@ class EpisodeReplay:
         return Batch(obs, self.actions[m, ep, t], next_obs, reward.unsqueeze(-1), zeros)
 
     def state_dict(self) -> dict:
-        n = self.n_valid + (1 if self.t > 0 else 0)  # filled slots (a ring that has wrapped is saved whole)
-        n = min(n, self.E)
+        n = self.n_valid + (1 if 0 < self.t < self.T else 0)  # filled slots (a wrapped ring is saved whole); a
+        n = min(n, self.E)  # finished episode (t == T) is counted in n_finished, the next slot holds nothing yet
         return {"n_finished": self.n_finished, "t": self.t, "obs": self.obs[:, :n].clone(),
                 "ag": self.ag[:, :n].clone(), "goal": self.goal[:, :n].clone(),
                 "actions": self.actions[:, :n].clone(), "rewards": self.rewards[:, :n].clone()}
@@ -129,7 +129,9 @@ class EpisodeReplay:
     def load_state_dict(self, state: dict) -> None:
         self.n_finished, self.t = int(state["n_finished"]), int(state["t"])
         n = state["obs"].shape[1]
+        if self.t == self.T and n == self.n_finished + 1:  # older checkpoints saved the empty slot after a finished
+            n -= 1  # episode too (the ring had not wrapped): it holds nothing
         if n > self.E:
             raise ValueError(f"checkpoint holds {n} episodes, more than the buffer's {self.E}")
         for name in ("obs", "ag", "goal", "actions", "rewards"):
-            getattr(self, name)[:, :n] = state[name]
+            getattr(self, name)[:, :n] = state[name][:, :n]

@@ -262,3 +262,23 @@ def test_page_only_rebuilds_the_page_from_csvs_alone(tmp_path, capsys):
     assert main([argv[0], "--steps", "300", *argv[3:], "--page-only"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--page-only" in err and "--steps 300" in err
+
+
+def test_killed_after_the_last_checkpoint_before_the_export_finishes_on_resume(tmp_path, capsys):
+    """The final step's checkpoint is written, the process dies before model.zip: --resume with the same --steps
+    exports the members without training (the checkpoint's buffer fits a buffer sized for exactly those steps)."""
+    log = tmp_path / "runs"
+    argv = ["smoke", "--steps", "200", "--log-dir", str(log), "--no-progress"]
+    assert main(argv) == 0
+    models = sorted((log / "smoke").rglob("model.zip"))
+    before = {p: p.read_bytes() for p in models}
+    csvs = {p: p.read_text() for p in (log / "smoke").rglob("eval.csv")}
+    for p in models:
+        p.unlink()
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 0, capsys.readouterr().err
+    assert capsys.readouterr().out.count("resuming 2 members from step 200") == 2
+    assert {p: p.read_text() for p in csvs} == csvs  # nothing trained, nothing evaluated again
+    for p in models:
+        assert same_params(p, p)  # loads
+    assert sorted((log / "smoke").rglob("model.zip")) == models and len(before) == 4
