@@ -11,6 +11,9 @@ A diagnostic only: the verdict of ``rlcert reproduce`` rests on the success rate
         ddpg_her=runs/reproduce/fig8.2-d20/ddpg_her/seed*/model.zip \
         reengage_a0.2=runs/reproduce/fig8.2-d20/reengage_a0.2/seed*/model.zip
 
+``METHOD@STEP=GLOB`` names models exported at a step (e.g. from copies of a fleet checkpoint); with ``--plot
+out.png`` the closest distance is drawn against the steps, one line per method (mean +- std over seeds).
+
 Evaluation episodes are seeded ``seed, seed + 1, ...`` (``--seed``), the same goals for every model.
 """
 
@@ -53,13 +56,45 @@ def model_policy(path: str) -> Policy:
     return lambda obs: model.predict(obs, deterministic=True)[0]
 
 
+def plot(per_seed: dict[str, tuple[np.ndarray, np.ndarray]], d: int, episodes: int, out: str) -> None:
+    """Closest l-inf distance (mean +- std over seeds) against the step of each ``METHOD@STEP`` entry."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lines: dict[str, list[tuple[int, np.ndarray]]] = {}
+    for key, (dist, _) in per_seed.items():
+        method, sep, step = key.rpartition("@")
+        if not sep or not step.isdigit():
+            raise ValueError(f"--plot needs METHOD@STEP entries, got {key!r}")
+        lines.setdefault(method, []).append((int(step), dist))
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for method, pts in lines.items():
+        pts.sort(key=lambda p: p[0])
+        x = np.array([p[0] for p in pts])
+        m, sd = np.array([p[1].mean() for p in pts]), np.array([p[1].std() for p in pts])
+        ax.plot(x, m, marker="o", label=f"{method} ({len(pts[0][1])} seeds)")
+        ax.fill_between(x, m - sd, m + sd, alpha=0.15)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("closest l-inf distance to the goal")
+    ax.set_title(f"ContinuousSeek d = {d}: how close the policies get ({episodes} episodes per seed)\n"
+                 "mean ± std over seeds; success needs <= eps = 0.1 in every coordinate")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", metavar="METHOD=GLOB", help="a method's exported models (one per seed)")
     parser.add_argument("--d", type=int, required=True, help="goal dimension of the runs (ContinuousSeek d)")
     parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes per model")
     parser.add_argument("--seed", type=int, default=20_000, help="first evaluation episode's reset seed")
-    parser.add_argument("--baseline", default=None, help="METHOD the others are compared with")
+    parser.add_argument("--baseline", default=None, help="METHOD (or METHOD@STEP) the others are compared with")
+    parser.add_argument("--plot", default=None, metavar="PNG", help="closest distance against STEP of METHOD@STEP")
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error(f"--episodes must be >= 1, got {args.episodes}")
@@ -70,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         if not sep or not files:
             parser.error(f"METHOD=GLOB: {item!r} names no model files")
         methods[key] = files
+    bad = [k for k in methods if not k.rpartition("@")[2].isdigit() or "@" not in k]
+    if args.plot and bad:
+        parser.error(f"--plot needs METHOD@STEP entries (STEP an integer), got {bad[0]!r}")
     if args.baseline is not None and args.baseline not in methods:
         parser.error(f"--baseline must be one of {', '.join(methods)}, got {args.baseline!r}")
     env = gym.make("rlcert/ContinuousSeek-v0", d=args.d)
@@ -77,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     for key, files in methods.items():
         rows = [episode_progress(env, model_policy(f), args.episodes, args.seed) for f in files]
         per_seed[key] = (np.array([r[0].mean() for r in rows]), np.array([r[1].mean() for r in rows]))
+    if args.plot:
+        plot(per_seed, args.d, args.episodes, args.plot)
     print(f"| method (d = {args.d}, {args.episodes} episodes per seed) | seeds | closest l-inf distance | "
           f"fraction of coordinates within eps |" + (" closer than baseline: one-sided Welch p |"
                                                      if args.baseline else ""))

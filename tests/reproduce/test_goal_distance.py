@@ -44,6 +44,15 @@ def test_cli_table_on_exported_models(tmp_path, capsys):
                                f"b={tmp_path}/m1.zip"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[2].startswith("| a | 2 | ") and out[2].endswith(" | - |") and out[3].startswith("| b | 1 | ")
+    png = tmp_path / "d.png"
+    assert goal_distance.main(["--d", "3", "--episodes", "2", "--plot", str(png), f"a@100={tmp_path}/m*.zip",
+                               f"a@200={tmp_path}/m*.zip", f"b@100={tmp_path}/m1.zip"]) == 0
+    from PIL import Image
+    assert np.asarray(Image.open(png).convert("L")).std() > 10
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        goal_distance.main(["--d", "3", "--episodes", "1", "--plot", str(png), f"a={tmp_path}/m1.zip"])
+    assert "--plot needs METHOD@STEP" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         goal_distance.main(["--d", "3", f"a={tmp_path}/none*.zip"])
     assert "names no model files" in capsys.readouterr().err
