@@ -36,6 +36,7 @@ from rlcert.training import load_config, make_env
 
 PRECISIONS = ("fp32", "bf16")
 STATE = "reproduce.json"  # {"settings": {experiment, precision}, "cpu_s": {method: CPU seconds spent}}
+LOCK = ".reproduce.lock"  # held while STATE is read and rewritten (invocations with other --methods may run at once)
 
 
 def settings_of(exp: Experiment, precision: str) -> dict:
@@ -87,7 +88,7 @@ def plan(exp: Experiment, seeds: list[int], steps: int, precision: str, log_dir:
         if config["env"].startswith("Hand"):
             make_env(config["env"], config.get("env_kwargs") or {}).close()  # gymnasium-robotics present?
         configs[m.key] = config
-    taken = exp_dir.exists() and any(p.name != STATE for p in exp_dir.iterdir())
+    taken = exp_dir.exists() and any(p.name not in (STATE, LOCK) for p in exp_dir.iterdir())
     if taken and not resume:
         raise ValueError(f"{exp_dir} already holds runs; pass --resume to continue them (finished runs are kept), "
                          "or choose another --log-dir (nothing was overwritten)")
@@ -178,7 +179,7 @@ def run_experiment(p: Plan, resume: bool = False, progress: bool = True) -> Path
     Invocations with disjoint ``--methods`` may run at once on one folder."""
     path = p.exp_dir / STATE
     p.exp_dir.mkdir(parents=True, exist_ok=True)
-    lock = p.exp_dir / ".reproduce.lock"
+    lock = p.exp_dir / LOCK
     with runs.file_lock(lock):
         runs.ensure_settings(path, settings_of(p.exp, p.precision), key="settings", what=str(p.exp_dir))
     for m in p.exp.methods:

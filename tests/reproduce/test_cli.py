@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -282,3 +283,15 @@ def test_killed_after_the_last_checkpoint_before_the_export_finishes_on_resume(t
     for p in models:
         assert same_params(p, p)  # loads
     assert sorted((log / "smoke").rglob("model.zip")) == models and len(before) == 4
+
+
+def test_a_folder_with_settings_only_is_not_taken(tmp_path):
+    """A folder holding only an experiment's settings and its lock (no run wrote a file) is free: the same command
+    without --resume starts rather than asking for --resume."""
+    from rlcert.reproduce.run import plan, run_experiment
+
+    p = plan(EXPERIMENTS["smoke"], [0, 1], 100, "fp32", tmp_path, None, resume=False, methods=["alpha0"])
+    run_experiment(p, progress=False)
+    shutil.rmtree(p.exp_dir / "alpha0")  # as if stopped before its first file
+    assert sorted(x.name for x in p.exp_dir.iterdir()) == [".reproduce.lock", "reproduce.json"]
+    assert main(["smoke", "--steps", "100", "--log-dir", str(tmp_path), "--no-progress"]) == 0
