@@ -56,6 +56,12 @@ def model_policy(path: str) -> Policy:
     return lambda obs: model.predict(obs, deterministic=True)[0]
 
 
+def split_step(key: str) -> tuple[str, int] | None:
+    """``METHOD@STEP`` -> (METHOD, STEP); None when the key has no integer step."""
+    method, sep, step = key.rpartition("@")
+    return (method, int(step)) if sep and step.isdigit() else None
+
+
 def plot(per_seed: dict[str, tuple[np.ndarray, np.ndarray]], d: int, episodes: int, out: str) -> None:
     """Closest l-inf distance (mean +- std over seeds) against the step of each ``METHOD@STEP`` entry."""
     import matplotlib
@@ -65,10 +71,8 @@ def plot(per_seed: dict[str, tuple[np.ndarray, np.ndarray]], d: int, episodes: i
 
     lines: dict[str, list[tuple[int, np.ndarray]]] = {}
     for key, (dist, _) in per_seed.items():
-        method, sep, step = key.rpartition("@")
-        if not sep or not step.isdigit():
-            raise ValueError(f"--plot needs METHOD@STEP entries, got {key!r}")
-        lines.setdefault(method, []).append((int(step), dist))
+        method, step = split_step(key)  # type: ignore[misc]  (main() checked every key)
+        lines.setdefault(method, []).append((step, dist))
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for method, pts in lines.items():
         pts.sort(key=lambda p: p[0])
@@ -105,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         if not sep or not files:
             parser.error(f"METHOD=GLOB: {item!r} names no model files")
         methods[key] = files
-    bad = [k for k in methods if not k.rpartition("@")[2].isdigit() or "@" not in k]
+    bad = [k for k in methods if split_step(k) is None]
     if args.plot and bad:
         parser.error(f"--plot needs METHOD@STEP entries (STEP an integer), got {bad[0]!r}")
     if args.baseline is not None and args.baseline not in methods:
